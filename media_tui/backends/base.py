@@ -1,0 +1,103 @@
+"""The three backend protocols: Storage, Catalog and ChangeFeed.
+
+Each has a local implementation (a library folder with SQLite) and a cloud one (Cloudinary,
+Supabase). Storage and catalogue are chosen independently. Everything above this layer —
+the upload queue, the CLI, the TUI — talks only to these protocols.
+
+Errors: implementations raise `TransientError` for what a retry can fix and `PermanentError`
+for what it cannot, each with an operator-ready message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from media_tui.model import ChangeEvent, ConnectionState, MediaAsset, ResourceType
+
+ProgressCallback = Callable[[int], None]
+"""Called with the total number of bytes sent so far (monotonic, ends at the file size)."""
+
+
+@dataclass(frozen=True, slots=True)
+class UploadRequest:
+    """What to store: the file and the identity and metadata it should carry."""
+
+    path: Path
+    public_id: str
+    resource_type: ResourceType
+    size: int
+    checksum: str  # sha256 hex of the file's bytes
+    folder: str = ""
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogPage:
+    assets: tuple[MediaAsset, ...]
+    total: int
+
+
+class Storage(Protocol):
+    """Where the bytes live."""
+
+    name: str
+
+    async def upload(self, request: UploadRequest, progress: ProgressCallback) -> MediaAsset:
+        """Store the file and return the asset describing it (not yet in the catalogue)."""
+        ...
+
+    async def delete(self, asset: MediaAsset) -> None:
+        """Remove the stored file; an asset already gone counts as deleted."""
+        ...
+
+    def list_assets(self) -> AsyncIterator[MediaAsset]:
+        """Every stored asset, for reconciliation with the catalogue."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class Catalog(Protocol):
+    """The table of assets."""
+
+    name: str
+
+    async def page(self, *, offset: int = 0, limit: int = 1000, folder: str | None = None) -> CatalogPage:
+        """Assets newest first, `limit` from `offset`, with the total matching count."""
+        ...
+
+    async def get(self, public_id: str) -> MediaAsset | None: ...
+
+    async def find_by_checksum(self, checksum: str) -> MediaAsset | None:
+        """An asset with these exact bytes, if the catalogue holds one (for dedupe)."""
+        ...
+
+    async def upsert(self, asset: MediaAsset) -> MediaAsset:
+        """Insert or update by `public_id`; return the row as stored (row id, timestamps)."""
+        ...
+
+    async def delete(self, public_id: str) -> bool:
+        """Delete by `public_id`; return whether a row was there."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class ChangeFeed(Protocol):
+    """Every change to the catalogue, ours and other operators', as a stream of events.
+
+    The stream starts with `ConnectionChanged` and a `Resync` snapshot, and sends another
+    `Resync` after every reconnect, so a consumer that applies events in order converges.
+    """
+
+    name: str
+
+    @property
+    def state(self) -> ConnectionState: ...
+
+    def events(self) -> AsyncIterator[ChangeEvent]: ...
+
+    async def aclose(self) -> None: ...
