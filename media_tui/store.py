@@ -57,7 +57,9 @@ class MediaStore:
 
     def __init__(self) -> None:
         self._assets: dict[str, MediaAsset] = {}
-        self._row_ids: dict[int, str] = {}  # catalogue primary key -> public id, for PK-only deletes
+        self._row_ids: dict[
+            int, str
+        ] = {}  # catalogue primary key -> public id, for PK-only deletes
         self._jobs: dict[str, UploadJob] = {}  # insertion-ordered: the tasks view order
         self._hidden: dict[str, MediaAsset] = {}  # optimistically deleted, kept for restore
         self._tombstones: dict[str, datetime] = {}  # public id -> when it was deleted
@@ -267,8 +269,14 @@ class MediaStore:
         with self._action() as changes:
             job = self._jobs.get(job_id)
             if job is not None:
+                # The job now names the asset that already holds its bytes.
                 self._put_job(
-                    job.replace(state=JobState.DUPLICATE, error=None, finished_at=utcnow()),
+                    job.replace(
+                        state=JobState.DUPLICATE,
+                        error=None,
+                        finished_at=utcnow(),
+                        public_id=existing.public_id,
+                    ),
                     changes,
                 )
             self._accept(existing, changes)
@@ -295,7 +303,11 @@ class MediaStore:
                 return
             self._put_job(
                 job.replace(
-                    state=JobState.QUEUED, error=None, bytes_sent=0, bytes_per_second=0.0, finished_at=None
+                    state=JobState.QUEUED,
+                    error=None,
+                    bytes_sent=0,
+                    bytes_per_second=0.0,
+                    finished_at=None,
                 ),
                 changes,
             )
@@ -321,7 +333,9 @@ class MediaStore:
     def delete_succeeded(self, public_id: str, committed_at: datetime | None = None) -> None:
         with self._action():
             hidden = self._hidden.pop(public_id, None)
-            self._tombstones[public_id] = committed_at or (hidden.updated_at if hidden else None) or utcnow()
+            self._tombstones[public_id] = (
+                committed_at or (hidden.updated_at if hidden else None) or utcnow()
+            )
 
     def delete_failed(self, public_id: str, error: str) -> None:
         """Restore the asset (in its newest known version) exactly as it was shown."""

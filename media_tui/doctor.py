@@ -1,0 +1,137 @@
+"""`media-tui doctor`: configuration and connectivity, one check per line, secrets masked."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from media_tui.backends.factory import open_backends
+from media_tui.config import Settings, load_settings
+from media_tui.console import emit_json, human_size
+from media_tui.errors import ConfigError, MediaError
+from media_tui.journal import SUFFIX
+from media_tui.safe_text import safe_text
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    status: str  # ok | warn | fail
+    detail: str
+
+
+async def run_doctor(flags: Mapping[str, Any], *, json_mode: bool) -> int:
+    """Print every check; exit 2 for unusable settings, 1 if any check failed, else 0."""
+    try:
+        settings = load_settings(flags)
+    except ConfigError as exc:
+        _print(Check("config", "fail", str(exc)), json_mode)
+        return 2
+    checks = [_config_check(settings), *_credential_checks(settings)]
+    checks.append(await asyncio.to_thread(_library_check, settings.library))
+    checks.extend(await _backend_checks(settings))
+    checks.append(_journal_check(settings))
+    for check in checks:
+        _print(check, json_mode)
+    return 1 if any(c.status == "fail" for c in checks) else 0
+
+
+def _print(check: Check, json_mode: bool) -> None:
+    if json_mode:
+        emit_json({"check": check.name, "status": check.status, "detail": check.detail})
+    else:
+        sys.stdout.write(f"{check.status:<5} {check.name:<11} {safe_text(check.detail)}\n")
+
+
+def _config_check(settings: Settings) -> Check:
+    source = (
+        f"read {settings.config_file}"
+        if settings.config_file
+        else "no config file; using flags, environment and defaults"
+    )
+    return Check(
+        "config", "ok", f"{source}; storage={settings.storage}, catalog={settings.catalog}"
+    )
+
+
+def _credential_checks(settings: Settings) -> list[Check]:
+    checks = []
+    cld = settings.cloudinary
+    if cld is None:
+        checks.append(
+            Check("cloudinary", "ok", "not configured (set CLOUDINARY_URL to use Cloudinary)")
+        )
+    else:
+        where = f", API at {cld.upload_prefix}" if cld.upload_prefix else ""
+        checks.append(
+            Check(
+                "cloudinary",
+                "ok",
+                f"cloud {cld.cloud_name}, key {cld.api_key}, secret {cld.api_secret.masked()}, "
+                f"{cld.signature_algorithm} signatures{where} (from {cld.source})",
+            )
+        )
+    sb = settings.supabase
+    if sb is None:
+        checks.append(
+            Check("supabase", "ok", "not configured (set SUPABASE_URL and a key to use Supabase)")
+        )
+    else:
+        checks.append(
+            Check(
+                "supabase",
+                "ok",
+                f"{sb.url}, table {sb.table}, key {sb.key.masked()} (from {sb.key_source})",
+            )
+        )
+    return checks
+
+
+def _library_check(library: Path) -> Check:
+    try:
+        library.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=library, prefix=".doctor-"):
+            pass
+        free = shutil.disk_usage(library).free
+    except OSError as exc:
+        return Check(
+            "library",
+            "fail",
+            f"{library} is not writable ({exc.strerror}); pick another with --library.",
+        )
+    status = "warn" if free < 1_000_000_000 else "ok"
+    return Check("library", status, f"{library} (writable, {human_size(free)} free)")
+
+
+async def _backend_checks(settings: Settings) -> list[Check]:
+    try:
+        backends = open_backends(settings)
+    except MediaError as exc:
+        return [Check("backends", "fail", str(exc))]
+    try:
+        page = await backends.catalog.page(limit=1)
+        catalog = Check(
+            "catalog", "ok", f"{backends.catalog.name} catalogue answers: {page.total} assets"
+        )
+    except MediaError as exc:
+        catalog = Check("catalog", "fail", str(exc))
+    finally:
+        await backends.aclose()
+    return [Check("storage", "ok", f"{backends.storage.name} storage"), catalog]
+
+
+def _journal_check(settings: Settings) -> Check:
+    files = list(settings.journal_dir.glob(f"*{SUFFIX}")) if settings.journal_dir.is_dir() else []
+    if not files:
+        return Check("journal", "ok", "no unfinished uploads")
+    return Check(
+        "journal",
+        "warn",
+        f"{len(files)} journal file(s): unfinished uploads resume on the next start",
+    )
