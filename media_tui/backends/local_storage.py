@@ -206,8 +206,10 @@ class LocalStorage:
     ) -> None:
         try:
             self.objects_dir.mkdir(parents=True, exist_ok=True)
+            # The pid in the name lets the next process tell a dead upload's leftovers from
+            # a live one's file in progress (two processes may share one library).
             fd, tmp_name = tempfile.mkstemp(
-                prefix=_TEMP_PREFIX, suffix=".tmp", dir=self.objects_dir
+                prefix=f"{_TEMP_PREFIX}{os.getpid()}-", suffix=".tmp", dir=self.objects_dir
             )
         except OSError as exc:
             raise _library_error(exc, self.objects_dir) from exc
@@ -242,7 +244,7 @@ class LocalStorage:
         with contextlib.suppress(OSError):
             for tmp in self.objects_dir.glob(f"{_TEMP_PREFIX}*.tmp"):
                 with contextlib.suppress(OSError):
-                    if tmp.stat().st_mtime < cutoff:
+                    if not _owner_alive(tmp.name) or tmp.stat().st_mtime < cutoff:
                         tmp.unlink()
 
     def _scan_shard(self, shard: Path) -> list[MediaAsset]:
@@ -328,6 +330,20 @@ def _read_into(source: io.BufferedReader, view: memoryview, src: Path) -> int:
         return source.readinto(view)
     except OSError as exc:
         raise _source_error(exc, src) from exc
+
+
+def _owner_alive(temp_name: str) -> bool:
+    """Whether the process named in `.upload-<pid>-….tmp` still runs (unknown counts as alive)."""
+    pid_text = temp_name[len(_TEMP_PREFIX) :].split("-", 1)[0]
+    if not pid_text.isdigit():
+        return True
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists but belongs to someone else
+    return True
 
 
 def _publish(tmp: Path, target: Path) -> None:

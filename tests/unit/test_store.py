@@ -26,14 +26,18 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def asset(public_id: str, updated: float = 0, row_id: int | None = None, **kw: object) -> MediaAsset:
+def asset(
+    public_id: str, updated: float = 0, row_id: int | None = None, **kw: object
+) -> MediaAsset:
     return MediaAsset(
         public_id=public_id, row_id=row_id, updated_at=at(updated), created_at=T0, **kw
     )  # type: ignore[arg-type]
 
 
 def job(job_id: str, public_id: str, size: int = 100) -> UploadJob:
-    return UploadJob(job_id=job_id, path=Path(f"/tmp/{public_id}.jpg"), public_id=public_id, size=size)
+    return UploadJob(
+        job_id=job_id, path=Path(f"/tmp/{public_id}.jpg"), public_id=public_id, size=size
+    )
 
 
 @pytest.fixture
@@ -66,7 +70,9 @@ def test_progress_is_clamped_and_monotonic(store: MediaStore) -> None:
 
 
 @pytest.mark.parametrize("result_first", [True, False])
-def test_confirmation_in_either_order_gives_one_asset(store: MediaStore, result_first: bool) -> None:
+def test_confirmation_in_either_order_gives_one_asset(
+    store: MediaStore, result_first: bool
+) -> None:
     store.upload_queued(job("j1", "cat"))
     stored = asset("cat", updated=1, row_id=7)
     if result_first:
@@ -147,7 +153,9 @@ def test_delete_success_then_echo_of_old_upsert_is_ignored(store: MediaStore) ->
     assert store.public_ids() == {"cat"}
 
 
-def test_duplicate_and_older_remote_events_are_ignored(store: MediaStore, seen: list[ChangeSet]) -> None:
+def test_duplicate_and_older_remote_events_are_ignored(
+    store: MediaStore, seen: list[ChangeSet]
+) -> None:
     newer = asset("cat", updated=5, bytes=2)
     store.remote_upsert(newer)
     count = len(seen)
@@ -188,7 +196,9 @@ def test_row_id_map_follows_updates(store: MediaStore) -> None:
     assert store.public_ids() == set()
 
 
-def test_resync_converges_and_keeps_optimistic_entries(store: MediaStore, seen: list[ChangeSet]) -> None:
+def test_resync_converges_and_keeps_optimistic_entries(
+    store: MediaStore, seen: list[ChangeSet]
+) -> None:
     store.snapshot_loaded([asset("a", 1), asset("b", 1), asset("c", 1)])
     store.upload_queued(job("j1", "new"))
     store.delete_requested("c")

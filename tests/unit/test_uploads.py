@@ -196,7 +196,7 @@ async def test_cancel_a_running_upload_and_retry_it(tmp_path: Path) -> None:
 async def test_cancel_a_queued_job_it_never_starts(tmp_path: Path) -> None:
     async with Harness(tmp_path, concurrency=1) as h:
         h.storage.gate = asyncio.Event()
-        first, second = await h.queue.enqueue(
+        _first, second = await h.queue.enqueue(
             [media(tmp_path / "a.png", b"A"), media(tmp_path / "b.png", b"B")]
         )
         await asyncio.wait_for(h.storage.started.wait(), 10)
