@@ -122,9 +122,7 @@ def test_sigkill_mid_batch_then_rerun_gives_exactly_200(tmp_path: Path) -> None:
         env=cli_env(),
     )
     assert proc.stdout is not None
-    finished_before_kill = 0
-    for _line in proc.stdout:
-        finished_before_kill += 1
+    for finished_before_kill, _line in enumerate(proc.stdout, start=1):
         if finished_before_kill == 25:
             break
     proc.send_signal(signal.SIGKILL)
