@@ -269,3 +269,41 @@ def test_image_factory_makes_decodable_files(tmp_path: Path) -> None:
     make_png(tmp_path / "x.png", seed=3, size=(12, 7), padding=1000)
     with Image.open(tmp_path / "x.png") as image:
         assert image.size == (12, 7)
+
+
+async def test_a_feed_watcher_sees_another_process_upload(tmp_path: Path) -> None:
+    import asyncio
+
+    from media_tui.backends.local import LocalCatalog, LocalChangeFeed
+    from media_tui.model import RemoteUpsert, Resync
+
+    library = tmp_path / "lib"
+    src = tmp_path / "s"
+    src.mkdir()
+    make_png(src / "from-elsewhere.png", seed=5)
+    catalog = LocalCatalog(library)
+    feed = LocalChangeFeed(catalog)
+    events = feed.events()
+    try:
+        while not isinstance(await asyncio.wait_for(anext(events), 10), Resync):
+            pass
+        upload = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "media_tui",
+            "upload",
+            str(src),
+            "--library",
+            str(library),
+            env=cli_env(),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        event = await asyncio.wait_for(anext(events), 60)
+        while not isinstance(event, RemoteUpsert):
+            event = await asyncio.wait_for(anext(events), 60)
+        assert event.asset.public_id == "from-elsewhere" and event.asset.width == 16
+        assert await asyncio.wait_for(upload.wait(), 60) == 0
+    finally:
+        await feed.aclose()
+        await catalog.aclose()
