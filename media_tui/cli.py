@@ -146,15 +146,9 @@ def _setup_logging(settings: Settings) -> None:
 
 
 def _run_tui(settings: Settings) -> int:
-    try:
-        from media_tui.ui.app import MediaApp
-    except ImportError:
-        _error(
-            "the TUI is not built yet in this version; use `media-tui upload`, `ls`, `rm` or `doctor`."
-        )
-        return EXIT_USAGE
-    MediaApp(settings=settings).run()
-    return EXIT_OK
+    from media_tui.ui.app import run_app  # Textual loads only when the TUI runs
+
+    return run_app(settings)
 
 
 async def _upload(settings: Settings, args: argparse.Namespace) -> int:

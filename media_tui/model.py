@@ -152,7 +152,9 @@ class JobState(StrEnum):
         return self in _ACTIVE_STATES
 
 
-_ACTIVE_STATES = frozenset({JobState.QUEUED, JobState.UPLOADING, JobState.SYNCING, JobState.RETRYING})
+_ACTIVE_STATES = frozenset(
+    {JobState.QUEUED, JobState.UPLOADING, JobState.SYNCING, JobState.RETRYING}
+)
 
 
 @dataclass(frozen=True, slots=True)

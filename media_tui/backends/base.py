@@ -65,7 +65,9 @@ class Catalog(Protocol):
 
     name: str
 
-    async def page(self, *, offset: int = 0, limit: int = 1000, folder: str | None = None) -> CatalogPage:
+    async def page(
+        self, *, offset: int = 0, limit: int = 1000, folder: str | None = None
+    ) -> CatalogPage:
         """Assets newest first, `limit` from `offset`, with the total matching count."""
         ...
 

@@ -1,0 +1,177 @@
+"""Floating upload cards and the one-line aggregate: how transfers look while they happen.
+
+Both only read the MediaStore. The tray keeps a fixed pool of card widgets and re-binds them to
+jobs on every refresh, so hundreds of queued files cost the same as five. Text is built as
+`rich.text.Text` from safe strings — never markup — because names are untrusted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Static
+
+from media_tui.console import human_size
+from media_tui.model import JobState, UploadJob, utcnow
+from media_tui.safe_text import safe_text, truncate
+from media_tui.store import MediaStore
+
+MAX_CARDS = 5
+LINGER = timedelta(seconds=3)  # how long a finished card stays before it leaves
+CARD_TEXT_WIDTH = 38
+BAR_WIDTH = 24
+
+STATE_LABEL = {
+    JobState.QUEUED: "queued",
+    JobState.UPLOADING: "uploading",
+    JobState.SYNCING: "syncing",
+    JobState.RETRYING: "retrying",
+    JobState.DONE: "✓ synced",
+    JobState.DUPLICATE: "= duplicate",
+    JobState.FAILED: "✗ failed",
+    JobState.CANCELLED: "cancelled",
+}
+STATE_STYLE = {
+    JobState.QUEUED: "dim",
+    JobState.UPLOADING: "bold",
+    JobState.SYNCING: "bold",
+    JobState.RETRYING: "bold",
+    JobState.DONE: "bold",
+    JobState.DUPLICATE: "",
+    JobState.FAILED: "bold",
+    JobState.CANCELLED: "dim",
+}
+
+
+def format_eta(seconds: float | None) -> str:
+    """Readable, at most two units: `0:42`, `12:05`, `3h 2m`, `>1d`."""
+    if seconds is None:
+        return "--:--"
+    seconds = round(seconds)
+    if seconds >= 86_400:
+        return ">1d"
+    if seconds >= 3_600:
+        return f"{seconds // 3600}h {seconds % 3600 // 60}m"
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def format_speed(bytes_per_second: float) -> str:
+    return f"{human_size(bytes_per_second)}/s" if bytes_per_second > 0 else "-- /s"
+
+
+def bar(fraction: float, width: int) -> tuple[str, str]:
+    """A bar as (done, todo) strings of block characters, with eighth-cell resolution."""
+    fraction = min(1.0, max(0.0, fraction))
+    eighths = int(fraction * width * 8)
+    full, part = divmod(eighths, 8)
+    done = "█" * full + (" ▏▎▍▌▋▊▉"[part] if part and full < width else "")
+    return done, "─" * (width - len(done))
+
+
+def visible_jobs(store: MediaStore, now: datetime) -> tuple[list[UploadJob], int]:
+    """The jobs that get a card (busiest first, failures kept, finished ones for a moment),
+    and how many queued ones are left over."""
+    running, queued, failed, recent = [], [], [], []
+    for job in store.jobs.values():
+        if job.state is JobState.QUEUED:
+            queued.append(job)
+        elif job.state.active:
+            running.append(job)
+        elif job.state is JobState.FAILED:
+            failed.append(job)
+        elif job.finished_at is not None and now - job.finished_at < LINGER:
+            recent.append(job)
+    shown = (running + failed + recent + queued)[:MAX_CARDS]
+    hidden_queued = len(queued) - sum(1 for job in shown if job.state is JobState.QUEUED)
+    return shown, hidden_queued
+
+
+def card_text(job: UploadJob) -> Text:
+    """Three lines: name and state; bar and percent; bytes, speed and ETA (or the error)."""
+    text = Text(no_wrap=True, overflow="ellipsis")
+    name = truncate(safe_text(job.name), CARD_TEXT_WIDTH - 13)
+    text.append(name.ljust(CARD_TEXT_WIDTH - 12), style="bold")
+    text.append(STATE_LABEL[job.state].rjust(12), style=STATE_STYLE[job.state])
+    text.append("\n")
+    done, todo = bar(job.fraction, BAR_WIDTH)
+    text.append(done, style="bold")
+    text.append(todo, style="dim")
+    text.append(f" {job.fraction * 100:5.1f} %")
+    text.append("\n")
+    if job.error:
+        text.append(truncate(safe_text(job.error), CARD_TEXT_WIDTH), style="bold")
+    else:
+        sent = f"{human_size(job.bytes_sent)} / {human_size(job.size)}"
+        rate = format_speed(job.bytes_per_second) if job.state.active else ""
+        eta = f"ETA {format_eta(job.eta_seconds)}" if job.state is JobState.UPLOADING else ""
+        text.append("  ".join(part for part in (sent, rate, eta) if part), style="dim")
+    return text
+
+
+class UploadCard(Static):
+    """One job's card; re-bound to whichever job the tray shows in this slot."""
+
+    def show_job(self, job: UploadJob) -> None:
+        self.set_classes(f"-{job.state.value}")
+        self.update(card_text(job))
+        self.display = True
+
+
+class UploadTray(Vertical):
+    """The overlay of upload cards at the top right, plus a "+N queued" line."""
+
+    def __init__(
+        self, store: MediaStore, *, now: Callable[[], datetime] = utcnow, id: str | None = None
+    ) -> None:
+        super().__init__(id=id)
+        self.store = store
+        self.now = now
+
+    def compose(self) -> ComposeResult:
+        for _ in range(MAX_CARDS):
+            yield UploadCard()
+        yield Static(id="tray-more")
+
+    def on_mount(self) -> None:
+        self.refresh_cards()
+
+    def refresh_cards(self) -> None:
+        jobs, hidden = visible_jobs(self.store, self.now())
+        cards = list(self.query(UploadCard))
+        for card, job in zip(cards, jobs, strict=False):
+            card.show_job(job)
+        for card in cards[len(jobs) :]:
+            card.display = False
+        more = self.query_one("#tray-more", Static)
+        more.display = hidden > 0
+        more.update(Text(f"+{hidden} queued", style="bold"))
+        self.display = bool(jobs)
+
+
+def summary_text(store: MediaStore, paused: bool) -> Text:
+    """The aggregate line: files done/total, % by bytes, speed, ETA, failures."""
+    jobs = list(store.jobs.values())
+    active = [job for job in jobs if job.state.active]
+    text = Text(no_wrap=True, overflow="ellipsis")
+    if not active and not any(job.state is JobState.FAILED for job in jobs):
+        return text
+    total = sum(job.size for job in jobs)
+    sent = sum(job.bytes_sent if job.state.active else job.size for job in jobs)
+    finished = len(jobs) - len(active)
+    speed = sum(job.bytes_per_second for job in active if job.state is JobState.UPLOADING)
+    failed = sum(1 for job in jobs if job.state is JobState.FAILED)
+    percent = 100.0 * sent / total if total else 100.0
+    eta = format_eta((total - sent) / speed) if speed > 0 else "--:--"
+    text.append("↑ ", style="bold")
+    text.append(
+        f"{finished}/{len(jobs)} files · {percent:.0f}% · {format_speed(speed)} · ETA {eta}"
+    )
+    if failed:
+        text.append(f" · {failed} failed", style="bold")
+    if paused:
+        text.append(" · paused", style="bold")
+    return text
