@@ -20,7 +20,7 @@ from media_tui.console import human_size
 from media_tui.model import JobState, UploadJob
 from media_tui.safe_text import safe_text, truncate
 from media_tui.store import MediaStore
-from media_tui.ui.upload_cards import STATE_LABEL, format_speed
+from media_tui.ui.upload_cards import STATE_LABEL, format_speed, percent_text
 
 COLUMNS = ("state", "name", "progress", "size", "speed", "info")
 
@@ -40,7 +40,7 @@ def job_cells(job: UploadJob) -> tuple[Text, ...]:
     return (
         Text(STATE_LABEL[job.state]),
         Text(truncate(safe_text(job.name), 40)),
-        Text(f"{job.fraction * 100:5.1f} %"),
+        Text(percent_text(job.fraction)),
         Text(human_size(job.size)),
         Text(format_speed(job.bytes_per_second) if job.state is JobState.UPLOADING else ""),
         Text(truncate(safe_text(info), 60)),

@@ -63,6 +63,11 @@ def format_speed(bytes_per_second: float) -> str:
     return f"{human_size(bytes_per_second)}/s" if bytes_per_second > 0 else "-- /s"
 
 
+def percent_text(fraction: float) -> str:
+    """Whole percent, rounded down like the grid badge, so 99.9 % never reads as done."""
+    return f"{int(min(1.0, max(0.0, fraction)) * 100)} %"
+
+
 def bar(fraction: float, width: int) -> tuple[str, str]:
     """A bar as (done, todo) strings of block characters, with eighth-cell resolution."""
     fraction = min(1.0, max(0.0, fraction))
@@ -100,7 +105,7 @@ def card_text(job: UploadJob) -> Text:
     done, todo = bar(job.fraction, BAR_WIDTH)
     text.append(done, style="bold")
     text.append(todo, style="dim")
-    text.append(f" {job.fraction * 100:5.1f} %")
+    text.append(" " + percent_text(job.fraction).rjust(5))
     text.append("\n")
     if job.error:
         text.append(truncate(safe_text(job.error), CARD_TEXT_WIDTH), style="bold")
