@@ -1,0 +1,1 @@
+"""Speed measurements, run as modules (`python -m benchmarks.grid_100k`); never timing asserts."""
