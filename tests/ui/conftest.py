@@ -29,18 +29,18 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 async def wait_until(
-    pilot: Pilot[object], condition: Callable[[], bool], timeout: float = 15.0
+    pilot: Pilot[object], condition: Callable[[], bool], limit: float = 15.0
 ) -> None:
-    """Let the app run until `condition()` holds; fail with a clear message after `timeout`."""
+    """Let the app run until `condition()` holds; fail with a clear message after `limit` s."""
 
     async def poll() -> None:
         while not condition():
             await pilot.pause(0.02)
 
     try:
-        await asyncio.wait_for(poll(), timeout)
+        await asyncio.wait_for(poll(), limit)
     except TimeoutError:
-        raise AssertionError(f"condition not met within {timeout} s") from None
+        raise AssertionError(f"condition not met within {limit} s") from None
 
 
 class ControlledStorage:

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from media_tui.ui.prompt import UploadPrompt
 from textual import events
 from textual.widgets import DataTable, Input
 
@@ -17,6 +16,7 @@ from media_tui.model import JobState
 from media_tui.ui.app import MediaApp
 from media_tui.ui.dialogs import ConfirmDialog, HelpScreen
 from media_tui.ui.grid import AssetGrid
+from media_tui.ui.prompt import UploadPrompt
 from media_tui.ui.tasks import TasksScreen
 from media_tui.ui.upload_cards import UploadCard
 from tests.integration.media_factory import make_png
