@@ -109,6 +109,7 @@ class MediaApp(App[int]):
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False
+        self.grid.set_loading(True)
         self.grid.focus()
         self.set_interval(1 / FPS, self._apply_store_changes)
         self.set_interval(1.0, self._tick)  # "since" badges and cards that linger after finishing
@@ -129,6 +130,7 @@ class MediaApp(App[int]):
             )
             resumed = await self.queue.start()
         except MediaError as exc:
+            self.grid.set_loading(False)
             self.store.connection_changed(ConnectionState.OFFLINE, str(exc))
             self.notify(
                 safe_text(str(exc)), title="Cannot open the library", severity="error", markup=False
@@ -189,6 +191,8 @@ class MediaApp(App[int]):
             return
         changes, self._pending, self._dirty = self._pending, ChangeSet(), False
         with self.batch_update():
+            if changes.reset or self.store.connection is ConnectionState.OFFLINE:
+                self.grid.set_loading(False)
             if changes.assets or changes.reset:
                 self.grid.apply_changes(changes)
             if changes.jobs:

@@ -57,6 +57,7 @@ _NAME_LINE = _THUMB_TOP + THUMB_H
 _META_LINE = _NAME_LINE + 1
 _BADGE_LINE = _META_LINE + 1
 
+LOADING = "Opening the library…"
 EMPTY_TITLE = "Your library is empty."
 EMPTY_HINT = "Press u to add files, or paste / drag files onto this window."
 NO_MATCH = "Nothing matches the filter ‘{filter}’ — press / to change it, Esc to clear."
@@ -179,6 +180,7 @@ class AssetGrid(ScrollView, can_focus=True):
         self._placeholders: dict[tuple[str, bool], Rows] = {}
         self._thumb_waiters: dict[str, set[str]] = {}  # thumbnail key -> public ids showing it
         self._cursor_id: str | None = None
+        self.loading = False
         self._follow_scroll = True  # whether a cursor move scrolls it into view
         self._remove_thumb_listener: Callable[[], None] | None = None
 
@@ -518,7 +520,15 @@ class AssetGrid(ScrollView, can_focus=True):
             width,
         )
 
+    def set_loading(self, loading: bool) -> None:
+        """While the first snapshot loads, say so instead of claiming the library is empty."""
+        if loading != self.loading:
+            self.loading = loading
+            self.refresh()
+
     def _empty_message(self, styles: _CardStyles) -> list[tuple[str, Style]]:
+        if self.loading:
+            return [(LOADING, styles.empty_hint)]
         if self.view.filter_text.strip() and self.view.total:
             shown = truncate(safe_text(self.view.filter_text.strip()), 40)
             return [(NO_MATCH.format(filter=shown), styles.empty_hint)]
