@@ -180,7 +180,7 @@ class AssetGrid(ScrollView, can_focus=True):
         self._placeholders: dict[tuple[str, bool], Rows] = {}
         self._thumb_waiters: dict[str, set[str]] = {}  # thumbnail key -> public ids showing it
         self._cursor_id: str | None = None
-        self.loading = False
+        self._opening = False  # not `loading`: that is Widget's own reactive (a spinner overlay)
         self._follow_scroll = True  # whether a cursor move scrolls it into view
         self._remove_thumb_listener: Callable[[], None] | None = None
 
@@ -522,12 +522,12 @@ class AssetGrid(ScrollView, can_focus=True):
 
     def set_loading(self, loading: bool) -> None:
         """While the first snapshot loads, say so instead of claiming the library is empty."""
-        if loading != self.loading:
-            self.loading = loading
+        if loading != self._opening:
+            self._opening = loading
             self.refresh()
 
     def _empty_message(self, styles: _CardStyles) -> list[tuple[str, Style]]:
-        if self.loading:
+        if self._opening:
             return [(LOADING, styles.empty_hint)]
         if self.view.filter_text.strip() and self.view.total:
             shown = truncate(safe_text(self.view.filter_text.strip()), 40)
