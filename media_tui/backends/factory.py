@@ -33,19 +33,22 @@ class Backends:
 
 
 def open_backends(settings: Settings) -> Backends:
-    """Open the configured backends; a cloud one not built yet is a clear configuration error."""
+    """Open the configured backends; one not built yet is a clear configuration error."""
     from media_tui.backends.local import LocalCatalog, LocalStorage
 
-    if settings.storage != "local":
-        raise ConfigError(
-            f"the {settings.storage} storage is not available in this version yet; use --storage local."
+    storage: Storage
+    if settings.storage == "cloudinary" and settings.cloudinary is not None:
+        from media_tui.backends.cloudinary import CloudinaryStorage
+
+        storage = CloudinaryStorage(
+            settings.cloudinary,
+            concurrency=settings.concurrency,
+            chunk_threshold=settings.chunk_threshold,
         )
+    else:
+        storage = LocalStorage(settings.library)
     if settings.catalog != "local":
         raise ConfigError(
             f"the {settings.catalog} catalogue is not available in this version yet; use --catalog local."
         )
-    return Backends(
-        settings=settings,
-        storage=LocalStorage(settings.library),
-        catalog=LocalCatalog(settings.library),
-    )
+    return Backends(settings=settings, storage=storage, catalog=LocalCatalog(settings.library))

@@ -38,6 +38,7 @@ from media_tui.ui.grid import AssetGrid
 from media_tui.ui.header import TopBar
 from media_tui.ui.library_view import LibraryView
 from media_tui.ui.prompt import UploadPlan, UploadPrompt
+from media_tui.ui.remote_thumbs import RemoteThumbnails
 from media_tui.ui.tasks import TasksScreen
 from media_tui.ui.thumbs import ThumbnailCache
 from media_tui.ui.upload_cards import UploadTray, summary_text
@@ -80,7 +81,8 @@ class MediaApp(App[int]):
         self.settings = settings if settings is not None else load_settings({})
         self.store = MediaStore()
         self.view = LibraryView(self.store)
-        self.thumbs = ThumbnailCache(enabled=thumbnails)
+        self.remote_thumbs = RemoteThumbnails(self.settings.library / "thumb-cache")
+        self.thumbs = ThumbnailCache(enabled=thumbnails, fetch=self.remote_thumbs.fetch)
         self.now = now
         self.backends: Backends | None = None
         self.queue: UploadQueue | None = None
@@ -174,6 +176,7 @@ class MediaApp(App[int]):
         if self.backends is not None:
             await self.backends.aclose()
         self.thumbs.close()
+        self.remote_thumbs.close()
 
     # ------------------------------------------------------- store -> screen
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import ClassVar
 
 from rich.console import Console, ConsoleOptions, RenderResult
@@ -96,7 +95,7 @@ class AssetDetail(ModalScreen[None]):
                 rows = thumb.rows(PREVIEW_W, PREVIEW_H)
                 if rows is not None:
                     return _Rows(rows)
-            self.thumbs.request(key, Path(key))
+            self.thumbs.request(key, key)
         glyph = {"video": "▶", "raw": "▤"}.get(self.asset.resource_type.value, "▣")
         return _Rows(render_placeholder(glyph, PREVIEW_W, PREVIEW_H))
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar
 
 from rich.cells import cell_len
@@ -479,7 +478,7 @@ class AssetGrid(ScrollView, can_focus=True):
             thumb = self.thumbs.get(source)
             if thumb is None:
                 self._thumb_waiters.setdefault(source, set()).add(entry.public_id)
-                self.thumbs.request(source, Path(source))
+                self.thumbs.request(source, source)
             else:
                 rows = thumb.rows(THUMB_W, THUMB_H)
                 if rows is not None:

@@ -247,8 +247,10 @@ class ThumbnailCache:
         workers: int = 2,
         decode_size: int = DECODE_SIZE,
         on_ready: ReadyListener | None = None,
+        fetch: Callable[[str], Path | None] | None = None,
     ) -> None:
         self.enabled = thumbnails_enabled() if enabled is None else enabled
+        self.fetch = fetch  # turns a URL source into a local file, on the worker thread
         self.max_items = max(1, max_items)
         self.decode_size = decode_size
         self._workers = max(1, workers)
@@ -283,7 +285,14 @@ class ThumbnailCache:
     def pending(self, key: str) -> bool:
         return key in self._pending
 
-    def request(self, key: str, source: Path) -> None:
+    def _load(self, source: str | Path) -> Image.Image | None:
+        """Worker-thread side: fetch a remote source first (cached on disk), then decode."""
+        if isinstance(source, str) and source.startswith(("http://", "https://")):
+            local = self.fetch(source) if self.fetch is not None else None
+            return decode_thumbnail(local, self.decode_size) if local is not None else None
+        return decode_thumbnail(Path(source), self.decode_size)
+
+    def request(self, key: str, source: str | Path) -> None:
         """Decode `source` in the background unless it is cached, pending or disabled."""
         if not self.enabled or key in self._items or key in self._pending:
             return
@@ -291,10 +300,10 @@ class ThumbnailCache:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             # No event loop to keep responsive (a script or a unit test): decode right here.
-            self._store(key, decode_thumbnail(source, self.decode_size))
+            self._store(key, self._load(source))
             return
         self._pending.add(key)
-        future = self._pool().submit(decode_thumbnail, source, self.decode_size)
+        future = self._pool().submit(self._load, source)
         future.add_done_callback(lambda done: self._deliver(loop, key, done))
 
     def _pool(self) -> ThreadPoolExecutor:
