@@ -35,6 +35,8 @@ async def run_doctor(flags: Mapping[str, Any], *, json_mode: bool) -> int:
         return 2
     checks = [_config_check(settings), *_credential_checks(settings)]
     checks.append(await asyncio.to_thread(_library_check, settings.library))
+    if settings.cloudinary is not None:
+        checks.append(await _cloudinary_ping(settings))
     checks.extend(await _backend_checks(settings))
     checks.append(_journal_check(settings))
     for check in checks:
@@ -124,6 +126,23 @@ async def _backend_checks(settings: Settings) -> list[Check]:
     finally:
         await backends.aclose()
     return [Check("storage", "ok", f"{backends.storage.name} storage"), catalog]
+
+
+async def _cloudinary_ping(settings: Settings) -> Check:
+    """The Admin API's ping: proves the host answers and the key and secret are accepted."""
+    from media_tui.backends.cloudinary import CloudinaryStorage
+
+    assert settings.cloudinary is not None
+    storage = CloudinaryStorage(settings.cloudinary)
+    try:
+        await storage.ping()
+    except MediaError as exc:
+        return Check("cloudinary-api", "fail", str(exc))
+    finally:
+        await storage.aclose()
+    return Check(
+        "cloudinary", "ok", f"{settings.cloudinary.api_base} answers and accepts the credentials"
+    )
 
 
 def _journal_check(settings: Settings) -> Check:

@@ -238,7 +238,10 @@ def test_config_errors_exit_2_with_one_sentence(tmp_path: Path) -> None:
 
 def test_doctor_lists_checks_and_masks_secrets(tmp_path: Path) -> None:
     secret = "very-secret-api-secret-123"
-    env = cli_env() | {"CLOUDINARY_URL": f"cloudinary://12345:{secret}@demo"}
+    # Port 9 on loopback refuses connections: the API check must fail fast and say so.
+    env = cli_env() | {
+        "CLOUDINARY_URL": f"cloudinary://12345:{secret}@demo?upload_prefix=http://127.0.0.1:9"
+    }
     result = subprocess.run(
         [
             sys.executable,
@@ -256,11 +259,22 @@ def test_doctor_lists_checks_and_masks_secrets(tmp_path: Path) -> None:
         env=env,
         timeout=60,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == 1, result.stdout + result.stderr
     checks = {c["check"]: c for c in json_lines(result.stdout)}
-    assert {"config", "cloudinary", "supabase", "library", "catalog", "storage", "journal"} <= set(
-        checks
+    assert {
+        "config",
+        "cloudinary",
+        "cloudinary-api",
+        "supabase",
+        "library",
+        "catalog",
+        "storage",
+        "journal",
+    } <= set(checks)
+    assert checks["cloudinary-api"]["status"] == "fail" and "127.0.0.1:9" in str(
+        checks["cloudinary-api"]["detail"]
     )
+    assert checks["catalog"]["status"] == "ok"
     assert secret not in result.stdout + result.stderr
     assert "12345" in str(checks["cloudinary"]["detail"])
 
