@@ -137,9 +137,7 @@ class CloudinaryStorage:
         total, offset = request.size, 0
         answer: dict[str, Any] = {}
         while offset < total:
-            length = min(self.chunk_size, total - offset)
-            if 0 < total - offset - length < MIN_CHUNK:
-                length = total - offset  # never leave a final piece that would make this one short
+            length = min(self.chunk_size, total - offset)  # only the last chunk may be short
             region = FileRegion(request.path, offset, length, os.fsdecode(request.path.name))
             headers = {
                 "X-Unique-Upload-Id": upload_id,
@@ -277,7 +275,13 @@ class CloudinaryStorage:
         for resource_type in ResourceType:
             cursor: str | None = None
             while True:
-                query = {"max_results": "500", **({"next_cursor": cursor} if cursor else {})}
+                # Without tags/context=true the Admin API leaves them out, and the checksum with them.
+                query = {
+                    "max_results": "500",
+                    "tags": "true",
+                    "context": "true",
+                    **({"next_cursor": cursor} if cursor else {}),
+                }
                 try:
                     response = await self._client.get(
                         f"resources/{resource_type.value}/upload", params=query, auth=auth

@@ -33,7 +33,6 @@ from tests.emulators.cloudinary import (
     sniff_media,
     string_to_sign,
 )
-from tests.emulators.fixtures import cloudinary_emulator  # noqa: F401
 
 # The keys of the ref §5 upload response that every image upload must carry.
 UPLOAD_RESPONSE_KEYS = {
@@ -140,7 +139,7 @@ def assert_error(response: httpx.Response, status: int, message_start: str) -> N
 
 @pytest.fixture
 def sdk(
-    cloudinary_emulator: CloudinaryEmulator,  # noqa: F811
+    cloudinary_emulator: CloudinaryEmulator,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[CloudinaryEmulator]:
     """The real SDK configured against a fresh emulator; the global config is reset around it."""
@@ -914,7 +913,7 @@ def test_stop_closes_idle_keep_alive_connections_and_the_port() -> None:
     client.close()
 
 
-def test_fixture_yields_a_running_emulator(cloudinary_emulator: CloudinaryEmulator) -> None:  # noqa: F811
+def test_fixture_yields_a_running_emulator(cloudinary_emulator: CloudinaryEmulator) -> None:
     assert cloudinary_emulator.running
     assert cloudinary_emulator.cloudinary_url == (
         f"cloudinary://123456789012345:emulator-secret@demo?upload_prefix={cloudinary_emulator.url}"

@@ -1,0 +1,3 @@
+"""Fixtures every test can use: the wire-faithful emulators on loopback."""
+
+pytest_plugins = ["tests.emulators.fixtures"]
