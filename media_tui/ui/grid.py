@@ -473,8 +473,8 @@ class AssetGrid(ScrollView, can_focus=True):
     def _picture(self, entry: GridEntry, cursor: bool) -> Rows:
         """The thumbnail rows if decoded; otherwise ask for it and show the placeholder."""
         source = entry.thumbnail
-        # URLs (cloud thumbnails) are not fetched yet: placeholder.
-        if source and self.thumbs.enabled and "://" not in source:
+        # A URL (a cloud thumbnail) is fetched by the cache's worker threads, like a decode.
+        if source and self.thumbs.enabled:
             thumb = self.thumbs.get(source)
             if thumb is None:
                 self._thumb_waiters.setdefault(source, set()).add(entry.public_id)

@@ -114,7 +114,7 @@ class GridEntry:
 
     @property
     def thumbnail(self) -> str | None:
-        """The asset's thumbnail source (a local path, or later a URL), if it has one."""
+        """The asset's thumbnail source (a local path or a URL), if it has one."""
         return self.asset.thumbnail if self.asset is not None else None
 
     @property
