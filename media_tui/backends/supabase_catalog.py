@@ -1,0 +1,176 @@
+"""SupabaseCatalog: the catalogue as a Supabase table, through supabase-py's async client.
+
+Rows are written the moment an upload finishes (`upsert` on the unique `public_id`: the
+"immediate sync"), paged newest first with an exact count, and mapped to and from
+`MediaAsset` by the same field names. PostgREST errors (`{code, message, details, hint}`,
+reference/supabase.md §3) become one operator-ready sentence; network trouble, 5xx and the
+PGRST000–003 "database unreachable" codes are transient, everything else is permanent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+from postgrest.exceptions import APIError
+from postgrest.types import CountMethod
+from supabase import AsyncClient, acreate_client
+
+from media_tui.backends.base import CatalogPage
+from media_tui.config import SupabaseSettings
+from media_tui.errors import PermanentError, TransferError, TransientError
+from media_tui.model import MediaAsset
+
+# Columns the app writes; `id`, `created_at` and `updated_at` belong to the database.
+WRITABLE = (
+    "public_id",
+    "resource_type",
+    "format",
+    "bytes",
+    "width",
+    "height",
+    "duration",
+    "url",
+    "folder",
+    "tags",
+    "checksum",
+    "original_filename",
+    "version",
+    "thumbnail",
+)
+TRANSIENT_CODES = {"PGRST000", "PGRST001", "PGRST002", "PGRST003", "503", "520"}
+
+
+def row_of(asset: MediaAsset) -> dict[str, Any]:
+    """The row to upsert for an asset."""
+    data = asset.to_json()
+    return {key: data[key] for key in WRITABLE}
+
+
+def error_for(exc: Exception, what: str) -> TransferError:
+    """One sentence for a failed Supabase call."""
+    if isinstance(exc, httpx.TransportError):
+        return TransientError(
+            f"cannot reach Supabase while {what} ({type(exc).__name__}); it will be retried."
+        )
+    if isinstance(exc, APIError):
+        code = str(exc.code or "")
+        message = exc.message or "no message"
+        if code in TRANSIENT_CODES or code.startswith("5"):
+            return TransientError(f"Supabase could not answer while {what} ({code}: {message}).")
+        if code in ("PGRST301", "PGRST302", "401", "42501") or "API key" in message:
+            return PermanentError(
+                f"Supabase refused the key while {what} ({message}); check SUPABASE_URL and the key "
+                "(the service role key can write; the anon key needs the write policy)."
+            )
+        if code in ("PGRST205", "42P01", "PGRST204", "42703"):
+            return PermanentError(
+                f"the Supabase table is missing or lacks a column while {what} ({message}); "
+                "create it with the SQL from `media-tui schema`."
+            )
+        hint = f" Hint: {exc.hint}" if exc.hint else ""
+        return PermanentError(f"Supabase refused {what} ({code}: {message}).{hint}")
+    return PermanentError(f"unexpected error while {what} ({type(exc).__name__}: {exc}).")
+
+
+class SupabaseCatalog:
+    """The `Catalog` protocol over PostgREST. The client is created on first use."""
+
+    name = "supabase"
+
+    def __init__(self, settings: SupabaseSettings) -> None:
+        self.settings = settings
+        self.table = settings.table
+        self._client: AsyncClient | None = None
+        self._lock = asyncio.Lock()
+
+    async def client(self) -> AsyncClient:
+        async with self._lock:
+            if self._client is None:
+                # Creating the client makes no network call (reference §1): errors come later.
+                self._client = await acreate_client(self.settings.url, self.settings.key.value)
+            return self._client
+
+    async def _run(self, what: str, query: Any) -> Any:
+        try:
+            return await query.execute()
+        except (APIError, httpx.HTTPError) as exc:
+            raise error_for(exc, what) from exc
+
+    async def page(
+        self, *, offset: int = 0, limit: int = 1000, folder: str | None = None
+    ) -> CatalogPage:
+        sb = await self.client()
+        query = sb.table(self.table).select("*", count=CountMethod.exact)
+        if folder is not None:
+            query = query.eq("folder", folder)
+        query = (
+            query.order("created_at", desc=True)
+            .order("id", desc=True)
+            .range(offset, offset + limit - 1)
+        )
+        response = await self._run("listing the catalogue", query)
+        assets = tuple(MediaAsset.from_json(row) for row in response.data)
+        return CatalogPage(
+            assets=assets, total=response.count if response.count is not None else len(assets)
+        )
+
+    async def _one(self, column: str, value: str, what: str) -> MediaAsset | None:
+        sb = await self.client()
+        response = await self._run(
+            what, sb.table(self.table).select("*").eq(column, value).limit(1)
+        )
+        return MediaAsset.from_json(response.data[0]) if response.data else None
+
+    async def get(self, public_id: str) -> MediaAsset | None:
+        return await self._one("public_id", public_id, f"reading {public_id}")
+
+    async def find_by_checksum(self, checksum: str) -> MediaAsset | None:
+        return await self._one("checksum", checksum, "checking for a duplicate")
+
+    async def upsert(self, asset: MediaAsset) -> MediaAsset:
+        sb = await self.client()
+        query = sb.table(self.table).upsert(row_of(asset), on_conflict="public_id")
+        response = await self._run(f"writing {asset.public_id}", query)
+        if not response.data:
+            raise PermanentError(
+                f"Supabase wrote {asset.public_id} but returned no row; check the table's grants."
+            )
+        return MediaAsset.from_json(response.data[0])
+
+    async def delete(self, public_id: str) -> bool:
+        sb = await self.client()
+        response = await self._run(
+            f"deleting {public_id}", sb.table(self.table).delete().eq("public_id", public_id)
+        )
+        return bool(response.data)
+
+    async def snapshot(self, page_size: int = 1000) -> list[MediaAsset]:
+        """Every row, oldest id first, page by page (what a resync compares with)."""
+        sb = await self.client()
+        assets: list[MediaAsset] = []
+        offset = 0
+        while True:
+            query = (
+                sb.table(self.table).select("*").order("id").range(offset, offset + page_size - 1)
+            )
+            response = await self._run("reading the catalogue", query)
+            assets.extend(MediaAsset.from_json(row) for row in response.data)
+            if len(response.data) < page_size:
+                return assets
+            offset += page_size
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.remove_all_channels()
+            await client.postgrest.aclose()
+
+
+def mapping_for_delete(old_record: Mapping[str, Any]) -> tuple[str | None, int | None]:
+    """What a realtime DELETE carries: with RLS on, only the primary key (reference §4.5)."""
+    row_id = old_record.get("id")
+    public_id = old_record.get("public_id")
+    return (str(public_id) if public_id else None, int(row_id) if row_id is not None else None)
