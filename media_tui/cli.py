@@ -26,6 +26,7 @@ from media_tui.model import MediaAsset
 from media_tui.operations import delete_asset
 from media_tui.paths import expand
 from media_tui.safe_text import safe_text
+from media_tui.schema import schema_sql
 from media_tui.store import MediaStore
 from media_tui.uploads import UploadQueue
 
@@ -84,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor = commands.add_parser("doctor", help="check configuration and connectivity")
     _common_options(doctor, suppress=True)
+
+    schema = commands.add_parser("schema", help="print the SQL that sets up the Supabase table")
+    schema.add_argument("--table", default=None, help="table name (default: the configured one)")
     return parser
 
 
@@ -93,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "doctor":
             return asyncio.run(run_doctor(_flags(args), json_mode=json_mode))
+        if args.command == "schema":
+            return _schema(args)
         settings = load_settings(_flags(args))
         _setup_logging(settings)
         if args.command is None:
@@ -116,6 +122,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"unexpected error ({type(exc).__name__}); details are in the log file. Please report it."
         )
         return EXIT_FAILED
+
+
+def _schema(args: argparse.Namespace) -> int:
+    # Offline and credential-free: the settings are read only for the table name, with local
+    # storage and catalogue forced so missing Cloudinary or Supabase keys are no obstacle.
+    table = args.table
+    if table is None:
+        table = load_settings({**_flags(args), "storage": "local", "catalog": "local"}).table
+    sys.stdout.write(schema_sql(table))
+    return EXIT_OK
 
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
