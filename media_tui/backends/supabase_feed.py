@@ -88,6 +88,9 @@ class SupabaseChangeFeed:
 
     async def _subscribe(self) -> None:
         sb = await self.catalog.client()
+        # `sb.channel(name)` hands back an existing channel of that name, and a channel may be
+        # subscribed only once: start from none, so every (re)subscribe is a fresh channel.
+        await sb.remove_all_channels()
         channel = sb.channel(f"media-tui-{self.catalog.table}")
         channel.on_postgres_changes(
             RealtimePostgresChangesListenEvent.All, self._on_change, table=self.catalog.table
@@ -111,7 +114,6 @@ class SupabaseChangeFeed:
         channel_closed = self._channel is None or getattr(self._channel, "state", None) == "closed"
         if listener_dead or channel_closed:
             self._inbox.put_nowait(("recover", "the realtime channel stopped; subscribing again"))
-            await sb.remove_all_channels()
             await self._subscribe()
         elif not realtime.is_connected:
             self._inbox.put_nowait(("recover", "the realtime connection gave up; reconnecting"))
@@ -180,3 +182,8 @@ class SupabaseChangeFeed:
         self._closed.set()
         with contextlib.suppress(Exception):
             self._inbox.put_nowait(("stop", None))
+        if self._channel is not None:
+            self._channel = None
+            with contextlib.suppress(Exception):
+                sb = await self.catalog.client()
+                await sb.remove_all_channels()
