@@ -1,0 +1,393 @@
+"""The Supabase emulator driven by the real supabase-py 2.34.1 async client.
+
+PostgREST through `sb.table(...)` (ref §3), Realtime through `sb.channel(...)` (ref §2, §4),
+reconnects after the control plane drops sockets (ref §5). Raw websocket tests replay the golden
+client frames from `shared/reference/fixtures/realtime_frames.jsonl`. Nothing sleeps: every wait
+is on an event or queue with a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from postgrest.exceptions import APIError
+from realtime import RealtimeSubscribeStates
+from supabase import AsyncClient, AsyncClientOptions, acreate_client
+from websockets.asyncio.client import connect
+
+from tests.emulators.supabase import SupabaseEmulator
+from tests.emulators.supabase_fixtures import supabase_emulator  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("supabase_emulator")
+
+GOLDEN = Path("/work/shared/reference/fixtures/realtime_frames.jsonl")
+TIMEOUT = 20.0  # realtime-py's reconnect backoff is 1, 2, 4… s by default (ref §5)
+
+
+@pytest.fixture
+def emulator(supabase_emulator: SupabaseEmulator) -> SupabaseEmulator:  # noqa: F811
+    return supabase_emulator
+
+
+@pytest.fixture
+async def sb(emulator: SupabaseEmulator) -> AsyncIterator[AsyncClient]:
+    # ref §1: `initial_backoff` and `max_retries` are forwarded to AsyncRealtimeClient.
+    options = AsyncClientOptions(realtime={"initial_backoff": 0.1, "max_retries": 10})
+    client = await acreate_client(emulator.url, emulator.service_key, options=options)
+    try:
+        yield client
+    finally:
+        await client.remove_all_channels()
+        await client.postgrest.aclose()
+
+
+def asset(public_id: str, **extra: Any) -> dict[str, Any]:
+    return {"public_id": public_id, "resource_type": "image", "format": "jpg", **extra}
+
+
+# --------------------------------------------------------------------------------------------
+# PostgREST
+# --------------------------------------------------------------------------------------------
+
+
+async def test_insert_returns_the_row_with_generated_columns(sb: AsyncClient) -> None:
+    res = await sb.table("media_assets").insert(asset("a/1", bytes=10, tags=["x"])).execute()
+    (row,) = res.data
+    assert row["id"] == 1 and row["public_id"] == "a/1" and row["tags"] == ["x"]
+    assert row["created_at"] == row["updated_at"]
+    assert row["created_at"].endswith("+00:00") and "T" in row["created_at"]
+    assert row["width"] is None  # every column is rendered, nulls included
+
+
+async def test_upsert_on_conflict_keeps_one_row_and_bumps_updated_at(
+    sb: AsyncClient, emulator: SupabaseEmulator
+) -> None:
+    first = (
+        await sb.table("media_assets")
+        .upsert(asset("u/1", bytes=1), on_conflict="public_id")
+        .execute()
+    )
+    second = (
+        await sb.table("media_assets")
+        .upsert(asset("u/1", bytes=2), on_conflict="public_id")
+        .execute()
+    )
+    assert first.data[0]["id"] == second.data[0]["id"]
+    assert second.data[0]["bytes"] == 2
+    assert second.data[0]["updated_at"] > first.data[0]["updated_at"]
+    assert second.data[0]["created_at"] == first.data[0]["created_at"]
+    assert len(emulator.rows) == 1
+    assert [r[2] for r in emulator.requests] == [201, 200]  # inserted, then all updated (ref §3)
+
+
+async def test_bulk_upsert_with_columns_and_ignore_duplicates(
+    sb: AsyncClient, emulator: SupabaseEmulator
+) -> None:
+    await sb.table("media_assets").insert([asset("b/1"), asset("b/2", width=3)]).execute()
+    res = await (
+        sb.table("media_assets")
+        .upsert(
+            [asset("b/2", width=9), asset("b/3")], on_conflict="public_id", ignore_duplicates=True
+        )
+        .execute()
+    )
+    assert [r["public_id"] for r in res.data] == ["b/3"]
+    assert {r["public_id"]: r["width"] for r in emulator.rows} == {
+        "b/1": None,
+        "b/2": 3,
+        "b/3": None,
+    }
+
+
+async def test_select_filters_order_range_and_exact_count(sb: AsyncClient) -> None:
+    rows = [asset(f"s/{i}", bytes=i * 10, format="png" if i % 2 else "jpg") for i in range(10)]
+    rows[3]["width"] = 5
+    await sb.table("media_assets").insert(rows).execute()
+    res = await (
+        sb.table("media_assets")
+        .select("id,public_id,bytes", count="exact")
+        .eq("format", "png")
+        .order("bytes", desc=True)
+        .range(1, 2)
+        .execute()
+    )
+    assert res.count == 5
+    assert res.data == [
+        {"id": 8, "public_id": "s/7", "bytes": 70},
+        {"id": 6, "public_id": "s/5", "bytes": 50},
+    ]
+    table = sb.table("media_assets")
+    assert (
+        len((await table.select("id").in_("public_id", ["s/1", "s/2", "zz"]).execute()).data) == 2
+    )
+    assert len((await table.select("id").gte("bytes", 30).lt("bytes", 60).execute()).data) == 3
+    assert len((await table.select("id").neq("format", "png").execute()).data) == 5
+    assert len((await table.select("id").like("public_id", "s/%").execute()).data) == 10
+    assert len((await table.select("id").ilike("public_id", "S/1%").execute()).data) == 1
+    assert len((await table.select("id").is_("width", None).execute()).data) == 9
+    assert len((await table.select("id").not_.is_("width", None).execute()).data) == 1
+    assert len((await table.select("id").or_("bytes.eq.0,bytes.gt.80").execute()).data) == 2
+    nulls_last = await table.select("width").order("width", desc=True, nullsfirst=False).execute()
+    assert nulls_last.data[0] == {"width": 5}
+    nulls_first = await table.select("width").order("width", desc=True).execute()
+    assert nulls_first.data[-1] == {"width": 5}  # DESC puts NULLs first by default
+    one = await table.select("public_id").eq("id", 4).single().execute()
+    assert one.data == {"public_id": "s/3"}
+
+
+async def test_update_and_delete_with_filters(sb: AsyncClient, emulator: SupabaseEmulator) -> None:
+    await sb.table("media_assets").insert([asset("d/1"), asset("d/2")]).execute()
+    upd = await sb.table("media_assets").update({"bytes": 99}).eq("public_id", "d/1").execute()
+    assert [(r["public_id"], r["bytes"]) for r in upd.data] == [("d/1", 99)]
+    assert upd.data[0]["updated_at"] > upd.data[0]["created_at"]
+    gone = await sb.table("media_assets").delete().eq("public_id", "d/2").execute()
+    assert [r["public_id"] for r in gone.data] == ["d/2"]
+    assert [r["public_id"] for r in emulator.rows] == ["d/1"]
+
+
+async def test_errors_carry_postgrest_codes(sb: AsyncClient) -> None:
+    table = sb.table("media_assets")
+    with pytest.raises(APIError) as unknown_body:
+        await table.insert({"public_id": "e/1", "nope": 1}).execute()
+    assert unknown_body.value.code == "PGRST204"
+    with pytest.raises(APIError) as unknown_filter:
+        await table.select("*").eq("nope", 1).execute()
+    assert unknown_filter.value.code == "42703"
+    await table.insert(asset("e/1")).execute()
+    with pytest.raises(APIError) as duplicate:
+        await table.insert(asset("e/1")).execute()
+    assert duplicate.value.code == "23505"
+    assert duplicate.value.details == "Key (public_id)=(e/1) already exists."
+    with pytest.raises(APIError) as bad_int:
+        await table.select("*").eq("bytes", "many").execute()
+    assert bad_int.value.code == "22P02"
+    with pytest.raises(APIError) as no_where:
+        await table.delete().execute()
+    assert no_where.value.code == "21000"
+    with pytest.raises(APIError) as missing:
+        await sb.table("missing").select("*").execute()
+    assert missing.value.code == "PGRST205"
+    with pytest.raises(APIError) as single:
+        await table.select("*").eq("public_id", "none").single().execute()
+    assert single.value.code == "PGRST116"
+
+
+async def test_wrong_key_is_401_and_anon_may_only_read(emulator: SupabaseEmulator) -> None:
+    bad = await acreate_client(emulator.url, "wrong-key")
+    try:
+        with pytest.raises(APIError) as err:
+            await bad.table("media_assets").select("*").execute()
+        assert err.value.message == "Invalid API key"
+    finally:
+        await bad.postgrest.aclose()
+    anon = await acreate_client(emulator.url, emulator.anon_key)
+    try:
+        assert (await anon.table("media_assets").select("*").execute()).data == []
+        with pytest.raises(APIError) as denied:
+            await anon.table("media_assets").insert(asset("x/1")).execute()
+        assert denied.value.code == "42501"
+    finally:
+        await anon.postgrest.aclose()
+    assert [status for _, _, status in emulator.requests] == [401, 200, 401]
+    assert emulator.rest_requests == 3
+
+
+# --------------------------------------------------------------------------------------------
+# Realtime with the real client
+# --------------------------------------------------------------------------------------------
+
+
+class Subscriber:
+    """Collects callbacks: sync, never raising (ref "Read this first" 2)."""
+
+    def __init__(self) -> None:
+        self.changes: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.subscribed = asyncio.Event()
+        self.subscribed_count = 0
+        self.states: list[str] = []
+
+    def on_change(self, payload: dict[str, Any]) -> None:
+        self.changes.put_nowait(payload)
+
+    def on_state(self, state: RealtimeSubscribeStates, error: Exception | None) -> None:
+        self.states.append(str(state))
+        if state == RealtimeSubscribeStates.SUBSCRIBED:
+            self.subscribed_count += 1
+            self.subscribed.set()
+
+    async def next(self) -> dict[str, Any]:
+        return await asyncio.wait_for(self.changes.get(), TIMEOUT)
+
+    async def wait_subscribed(self) -> None:
+        await asyncio.wait_for(self.subscribed.wait(), TIMEOUT)
+        self.subscribed.clear()
+
+
+async def subscribe(sb: AsyncClient, **kwargs: Any) -> Subscriber:
+    sub = Subscriber()
+    channel = sb.channel("media-assets").on_postgres_changes(
+        kwargs.pop("event", "*"), sub.on_change, table="media_assets", **kwargs
+    )
+    await channel.subscribe(sub.on_state)
+    await sub.wait_subscribed()
+    return sub
+
+
+async def test_rest_writes_reach_the_callback(sb: AsyncClient) -> None:
+    sub = await subscribe(sb)
+    inserted = (await sb.table("media_assets").insert(asset("rt/1")).execute()).data[0]
+    event = await sub.next()
+    assert event["data"]["type"] == "INSERT" and event["data"]["record"] == inserted
+    assert "old_record" not in event["data"]
+    assert event["data"]["commit_timestamp"].endswith("Z")
+    assert {"name": "tags", "type": "_text"} in event["data"]["columns"]
+    await sb.table("media_assets").update({"bytes": 1}).eq("id", inserted["id"]).execute()
+    event = await sub.next()
+    assert event["data"]["type"] == "UPDATE" and event["data"]["record"]["bytes"] == 1
+    assert event["data"]["old_record"] == {"id": inserted["id"]}
+    await sb.table("media_assets").delete().eq("id", inserted["id"]).execute()
+    event = await sub.next()
+    assert event["data"]["type"] == "DELETE" and event["data"]["old_record"] == {
+        "id": inserted["id"]
+    }
+    assert "record" not in event["data"]
+    assert event["ids"] and all(isinstance(i, int) and i for i in event["ids"])
+
+
+async def test_write_as_other_and_duplicate_events(
+    sb: AsyncClient, emulator: SupabaseEmulator
+) -> None:
+    sub = await subscribe(sb)
+    row = await asyncio.to_thread(emulator.write_as_other, "insert", asset("o/1"))
+    assert row is not None
+    event = await sub.next()
+    assert event["data"]["type"] == "INSERT" and event["data"]["record"] == row
+    emulator.duplicate_events = True
+    await asyncio.to_thread(emulator.write_as_other, "update", {"public_id": "o/1", "width": 7})
+    first, second = await sub.next(), await sub.next()
+    assert first == second and first["data"]["record"]["width"] == 7
+    await asyncio.to_thread(emulator.write_as_other, "delete", {"public_id": "o/1"})
+    assert (await sub.next())["data"]["old_record"] == {"id": row["id"]}
+    assert (await sub.next())["data"]["type"] == "DELETE"
+    assert emulator.rows == []
+
+
+async def test_paused_events_are_delivered_reordered_on_resume(
+    sb: AsyncClient, emulator: SupabaseEmulator
+) -> None:
+    sub = await subscribe(sb, event="INSERT")
+    emulator.reorder_events = True
+    await asyncio.to_thread(emulator.pause_delivery)
+    for i in range(8):
+        await sb.table("media_assets").insert(asset(f"p/{i}")).execute()
+    assert sub.changes.empty()
+    await asyncio.to_thread(emulator.resume_delivery)
+    got = [(await sub.next())["data"]["record"]["public_id"] for _ in range(8)]
+    assert sorted(got) == sorted(f"p/{i}" for i in range(8))
+    assert got != [f"p/{i}" for i in range(8)]  # seed 0 shuffles these 8 out of order
+
+
+async def test_filtered_binding_only_gets_matching_rows(sb: AsyncClient) -> None:
+    sub = await subscribe(sb, event="INSERT", filter="format=eq.png")
+    await sb.table("media_assets").insert(asset("f/1")).execute()
+    await sb.table("media_assets").insert(asset("f/2", format="png")).execute()
+    assert (await sub.next())["data"]["record"]["public_id"] == "f/2"
+    assert sub.changes.empty()
+
+
+async def test_client_reconnects_after_sockets_drop(
+    sb: AsyncClient, emulator: SupabaseEmulator
+) -> None:
+    sub = await subscribe(sb)
+    assert emulator.sockets_open == 1
+    await asyncio.to_thread(emulator.drop_all_sockets)
+    await sub.wait_subscribed()  # SUBSCRIBED fires again after the rejoin (ref §2)
+    assert sub.subscribed_count == 2
+    assert any("CHANNEL_ERROR" in s for s in sub.states)
+    await sb.table("media_assets").insert(asset("r/1")).execute()
+    assert (await sub.next())["data"]["record"]["public_id"] == "r/1"
+    await asyncio.to_thread(emulator.close_all_sockets)  # a normal close reconnects too
+    await sub.wait_subscribed()
+    assert sub.subscribed_count == 3
+
+
+async def test_heartbeat_is_answered(sb: AsyncClient, emulator: SupabaseEmulator) -> None:
+    await subscribe(sb)
+    # realtime-py sends a heartbeat right after connecting (ref §4.3); later ones every ≥15 s.
+    assert await asyncio.to_thread(emulator.heartbeat_seen.wait, TIMEOUT)
+    assert emulator.frames_sent >= 3  # join reply, system, heartbeat reply
+    assert sb.realtime.is_connected
+
+
+# --------------------------------------------------------------------------------------------
+# Raw websocket: golden frames and strictness (ref §4.2-4.4)
+# --------------------------------------------------------------------------------------------
+
+
+def golden(direction: str) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in GOLDEN.read_text().splitlines() if line.strip()]
+    return [entry["frame"] for entry in lines if entry["direction"] == direction]
+
+
+def ws_url(emulator: SupabaseEmulator, key: str) -> str:
+    return emulator.url.replace("http", "ws") + f"/realtime/v1/websocket?apikey={key}&vsn=1.0.0"
+
+
+async def test_golden_join_heartbeat_and_leave(emulator: SupabaseEmulator) -> None:
+    client_frames = golden("client->server")
+    join, heartbeat = client_frames[0], client_frames[1]
+    leave = {
+        "event": "phx_leave",
+        "payload": {},
+        "topic": "realtime:media-assets",
+        "ref": "2",
+        "join_ref": "1",
+    }
+    emulator.extra_tokens.add("test-anon-key")
+    async with connect(ws_url(emulator, emulator.anon_key)) as ws:
+        received: Callable[[], Any] = lambda: asyncio.wait_for(ws.recv(), TIMEOUT)  # noqa: E731
+        await ws.send(json.dumps(join))
+        reply, system = json.loads(await received()), json.loads(await received())
+        expected = golden("server->client")
+        binding = reply["payload"]["response"]["postgres_changes"][0]
+        assert binding.pop("id") != 0
+        expected_binding = dict(expected[0]["payload"]["response"]["postgres_changes"][0])
+        expected_binding.pop("id")
+        assert binding == expected_binding
+        assert list(reply) == list(expected[0]) and reply["ref"] == "1"
+        assert system == expected[1]
+        await ws.send(json.dumps(heartbeat))
+        assert json.loads(await received()) == expected[2]
+        await ws.send(json.dumps(leave))
+        assert json.loads(await received())["payload"] == {"status": "ok", "response": {}}
+        assert json.loads(await received()) == {
+            "topic": "realtime:media-assets",
+            "event": "phx_close",
+            "payload": {},
+            "ref": "1",
+        }
+        await ws.send(json.dumps(leave))  # the channel is gone now
+        unmatched = json.loads(await received())
+        assert unmatched["payload"] == {
+            "status": "error",
+            "response": {"reason": "unmatched topic"},
+        }
+
+
+async def test_bad_frame_closes_socket_and_bad_key_is_refused(emulator: SupabaseEmulator) -> None:
+    async with connect(ws_url(emulator, emulator.anon_key)) as ws:
+        await ws.send(
+            json.dumps({"topic": "phoenix", "event": "heartbeat", "payload": {}, "ref": None})
+        )
+        with pytest.raises(Exception, match="1011"):
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+    assert len(emulator.protocol_violations) == 1
+    emulator.protocol_violations.clear()  # deliberate here
+    with pytest.raises(Exception, match="401"):
+        async with connect(ws_url(emulator, "wrong")):
+            pass
