@@ -21,7 +21,9 @@ serves both, with no dependency beyond `websockets`, which supabase already inst
 Control plane (thread-safe, for tests): `drop_all_sockets()`, `close_all_sockets(code)`,
 `pause_delivery()` / `resume_delivery()`, `delay`, `duplicate_events`, `reorder_events`,
 `write_as_other(op, row)`, `rows`, counters `rest_requests`, `frames_sent`, `sockets_open`,
-`heartbeats`, and `requests` (one `(method, path, status)` per HTTP request). Emulator bugs go to
+`heartbeats` / `heartbeat_seen`, and `requests` (one `(method, path, status)` per HTTP request).
+Fault switches from ref §9 websocket 6: `crash_channels()` (`phx_error`), `expire_channels()`
+(`system` error + `phx_close`), `join_error`, `ignore_joins`, `refuse_sockets(seconds)`. Emulator bugs go to
 `internal_errors`; frames the real client would never send go to `protocol_violations`; the
 pytest fixture fails the test on either.
 
@@ -41,6 +43,7 @@ import json
 import random
 import re
 import threading
+import time
 import traceback
 import zlib
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
@@ -124,6 +127,7 @@ _REASONS = {
     409: "Conflict",
     411: "Length Required",
     500: "Internal Server Error",
+    503: "Service Unavailable",
 }
 _FILTER_OPS = frozenset(
     {"eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "is", "in", "cs", "cd"}
@@ -784,6 +788,10 @@ class SupabaseEmulator:
         self.delay = 0.0
         self.duplicate_events = False
         self.reorder_events = False
+        # Fault switches for watchdog tests (ref §9 websocket 6).
+        self.join_error: str | None = None  # answer every phx_join with status error, this reason
+        self.ignore_joins = False  # never answer phx_join: the client reports TIMED_OUT
+        self._refuse_until = 0.0  # time.monotonic() until which websocket handshakes get 503
         self.rest_requests = 0
         self.heartbeats = 0
         self.heartbeat_seen = threading.Event()  # set on every heartbeat, for tests to wait on
@@ -907,6 +915,31 @@ class SupabaseEmulator:
                 sock.flush()
 
         self._call(close)
+
+    def refuse_sockets(self, seconds: float) -> None:
+        """Answer websocket handshakes with 503 for `seconds`, to exhaust the retry budget (ref §5)."""
+        self._refuse_until = time.monotonic() + seconds
+
+    def crash_channels(self) -> None:
+        """`phx_error` on every joined channel (its process crashed); the client rejoins (ref §4.4)."""
+
+        def crash() -> None:
+            for sock in list(self._sockets):
+                for channel in list(sock.channels.values()):
+                    sock.send(channel.topic, "phx_error", {}, channel.join_ref)
+                    del sock.channels[channel.topic]
+
+        self._call(crash)
+
+    def expire_channels(self, message: str = "Token has expired 0 seconds ago") -> None:
+        """A channel-level `system` error then `phx_close`: the client ends in CLOSED (ref §2, §4.4)."""
+
+        def expire() -> None:
+            for sock in list(self._sockets):
+                for channel in list(sock.channels.values()):
+                    self._channel_error(sock, channel, message)
+
+        self._call(expire)
 
     def pause_delivery(self) -> None:
         self._call(lambda: setattr(self, "_paused", True))
@@ -1334,6 +1367,9 @@ class SupabaseEmulator:
         if not self._token_ok(params.get("apikey")) or params.get("apikey") in self.extra_tokens:
             self._refuse(writer, request, 401, "Invalid API key")
             return
+        if time.monotonic() < self._refuse_until:
+            self._refuse(writer, request, 503, "refused by the test")
+            return
         if params.get("vsn") != "1.0.0":  # realtime-py 2.34.1 only speaks 1.0.0 (ref §4.2)
             self._refuse(writer, request, 400, "unsupported vsn")
             return
@@ -1446,9 +1482,12 @@ class SupabaseEmulator:
         old = sock.channels.pop(topic, None)
         if old is not None:  # ref §4.4: a second join closes the old channel first
             sock.send(topic, "phx_close", {}, old.join_ref)
-        if not self._token_ok(payload.get("access_token")):
-            reason = {"reason": "InvalidJWTToken: Invalid JWT Token"}
-            sock.send(topic, "phx_reply", {"status": "error", "response": reason}, ref)
+        if self.ignore_joins:
+            return
+        if not self._token_ok(payload.get("access_token")) or self.join_error is not None:
+            # ref §4.4: the reason is "<Code>: <msg>".
+            text = self.join_error or "InvalidJWTToken: Invalid JWT Token"
+            sock.send(topic, "phx_reply", {"status": "error", "response": {"reason": text}}, ref)
             return
         bindings, bad = [], []
         for spec in specs:

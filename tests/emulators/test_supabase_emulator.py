@@ -210,18 +210,29 @@ class Subscriber:
         self.subscribed = asyncio.Event()
         self.subscribed_count = 0
         self.states: list[str] = []
+        self.errors: list[Exception | None] = []
+        self.state_changed = asyncio.Event()
 
     def on_change(self, payload: dict[str, Any]) -> None:
         self.changes.put_nowait(payload)
 
     def on_state(self, state: RealtimeSubscribeStates, error: Exception | None) -> None:
-        self.states.append(str(state))
+        self.states.append(state.value if hasattr(state, "value") else str(state))
+        self.errors.append(error)
+        self.state_changed.set()
         if state == RealtimeSubscribeStates.SUBSCRIBED:
             self.subscribed_count += 1
             self.subscribed.set()
 
     async def next(self) -> dict[str, Any]:
         return await asyncio.wait_for(self.changes.get(), TIMEOUT)
+
+    async def wait_state(self, name: str) -> None:
+        """Wait until `name` has been reported at least once."""
+        async with asyncio.timeout(TIMEOUT):
+            while name not in self.states:
+                self.state_changed.clear()
+                await self.state_changed.wait()
 
     async def wait_subscribed(self) -> None:
         await asyncio.wait_for(self.subscribed.wait(), TIMEOUT)
@@ -308,7 +319,7 @@ async def test_client_reconnects_after_sockets_drop(
     await asyncio.to_thread(emulator.drop_all_sockets)
     await sub.wait_subscribed()  # SUBSCRIBED fires again after the rejoin (ref §2)
     assert sub.subscribed_count == 2
-    assert any("CHANNEL_ERROR" in s for s in sub.states)
+    assert "CHANNEL_ERROR" in sub.states
     await sb.table("media_assets").insert(asset("r/1")).execute()
     assert (await sub.next())["data"]["record"]["public_id"] == "r/1"
     await asyncio.to_thread(emulator.close_all_sockets)  # a normal close reconnects too
@@ -391,3 +402,96 @@ async def test_bad_frame_closes_socket_and_bad_key_is_refused(emulator: Supabase
     with pytest.raises(Exception, match="401"):
         async with connect(ws_url(emulator, "wrong")):
             pass
+
+
+# --------------------------------------------------------------------------------------------
+# More PostgREST and Realtime details, and the fault switches (ref §9 websocket 6)
+# --------------------------------------------------------------------------------------------
+
+
+async def test_head_count_contains_and_empty_range(
+    sb: AsyncClient, emulator: SupabaseEmulator
+) -> None:
+    table = sb.table("media_assets")
+    empty = await table.select("*", count="exact").execute()
+    assert (empty.data, empty.count) == ([], 0)
+    await table.insert([asset("h/1", tags=["a", "b c"]), asset("h/2", tags=["a"])]).execute()
+    head = await table.select("*", count="exact", head=True).execute()
+    assert head.count == 2
+    tagged = await table.select("public_id").contains("tags", ["a", "b c"]).execute()
+    assert tagged.data == [{"public_id": "h/1"}]
+    assert [m for m, _, _ in emulator.requests] == ["GET", "POST", "HEAD", "GET"]
+
+
+async def test_delay_holds_events_back(sb: AsyncClient, emulator: SupabaseEmulator) -> None:
+    sub = await subscribe(sb)
+    emulator.delay = 0.3
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await sb.table("media_assets").insert(asset("y/1")).execute()
+    assert sub.changes.empty()
+    assert (await sub.next())["data"]["record"]["public_id"] == "y/1"
+    assert loop.time() - started >= 0.3
+
+
+async def test_set_auth_token_is_accepted_and_bad_token_closes_channel(
+    sb: AsyncClient, emulator: SupabaseEmulator
+) -> None:
+    sub = await subscribe(sb)
+    emulator.extra_tokens.add("user-jwt")
+    await sb.realtime.set_auth("user-jwt")  # no reply; the channel stays joined
+    await sb.table("media_assets").insert(asset("t/1")).execute()
+    assert (await sub.next())["data"]["record"]["public_id"] == "t/1"
+    await sb.realtime.set_auth("forged")  # system error, then phx_close (ref §4.3)
+    await sub.wait_state("CLOSED")
+    assert "CHANNEL_ERROR" in sub.states
+    assert sb.get_channels() == []
+
+
+async def test_expired_channel_ends_closed(sb: AsyncClient, emulator: SupabaseEmulator) -> None:
+    sub = await subscribe(sb)
+    await asyncio.to_thread(emulator.expire_channels)
+    await sub.wait_state("CLOSED")
+    assert sb.get_channels() == []
+
+
+async def test_crashed_channel_is_rejoined(sb: AsyncClient, emulator: SupabaseEmulator) -> None:
+    sub = await subscribe(sb)
+    await asyncio.to_thread(emulator.crash_channels)
+    await sub.wait_subscribed()  # realtime-py's rejoin timer starts at 1 s (ref §2)
+    assert sub.states.count("SUBSCRIBED") == 2 and "CHANNEL_ERROR" in sub.states
+
+
+async def test_join_error_and_missing_join_reply(emulator: SupabaseEmulator) -> None:
+    emulator.join_error = "TenantNotFound: no tenant"
+    options = AsyncClientOptions(realtime={"timeout": 1})
+    client = await acreate_client(emulator.url, emulator.service_key, options=options)
+    try:
+        sub = Subscriber()
+        channel = client.channel("a").on_postgres_changes("*", sub.on_change, table="media_assets")
+        await channel.subscribe(sub.on_state)
+        await sub.wait_state("CHANNEL_ERROR")
+        assert "TenantNotFound" in str(sub.errors[-1])
+        emulator.join_error = None
+        emulator.ignore_joins = True
+        sub2 = Subscriber()
+        channel2 = client.channel("b").on_postgres_changes(
+            "*", sub2.on_change, table="media_assets"
+        )
+        await channel2.subscribe(sub2.on_state)
+        await sub2.wait_state("TIMED_OUT")
+    finally:
+        await client.remove_all_channels()
+        await client.postgrest.aclose()
+
+
+async def test_refused_handshakes_then_reconnect(
+    sb: AsyncClient, emulator: SupabaseEmulator
+) -> None:
+    sub = await subscribe(sb)
+    emulator.refuse_sockets(0.5)
+    await asyncio.to_thread(emulator.drop_all_sockets)
+    await sub.wait_subscribed()  # backoff 0.1, 0.2, 0.4… s outlasts the refusal
+    assert any(
+        path.startswith("/realtime") and status == 503 for _, path, status in emulator.requests
+    )
