@@ -12,11 +12,12 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from postgrest.exceptions import APIError
-from realtime import RealtimeSubscribeStates
+from postgrest.types import CountMethod
+from realtime import RealtimePostgresChangesListenEvent, RealtimeSubscribeStates
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 from websockets.asyncio.client import connect
 
@@ -25,6 +26,7 @@ from tests.emulators.supabase_fixtures import supabase_emulator  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("supabase_emulator")
 
+ALL = RealtimePostgresChangesListenEvent.All
 GOLDEN = Path("/work/shared/reference/fixtures/realtime_frames.jsonl")
 TIMEOUT = 20.0  # realtime-py's reconnect backoff is 1, 2, 4… s by default (ref §5)
 
@@ -46,6 +48,11 @@ async def sb(emulator: SupabaseEmulator) -> AsyncIterator[AsyncClient]:
         await client.postgrest.aclose()
 
 
+def rows(response: Any) -> list[dict[str, Any]]:
+    """`APIResponse.data` typed as what a table query returns."""
+    return cast(list[dict[str, Any]], response.data)
+
+
 def asset(public_id: str, **extra: Any) -> dict[str, Any]:
     return {"public_id": public_id, "resource_type": "image", "format": "jpg", **extra}
 
@@ -57,7 +64,7 @@ def asset(public_id: str, **extra: Any) -> dict[str, Any]:
 
 async def test_insert_returns_the_row_with_generated_columns(sb: AsyncClient) -> None:
     res = await sb.table("media_assets").insert(asset("a/1", bytes=10, tags=["x"])).execute()
-    (row,) = res.data
+    (row,) = rows(res)
     assert row["id"] == 1 and row["public_id"] == "a/1" and row["tags"] == ["x"]
     assert row["created_at"] == row["updated_at"]
     assert row["created_at"].endswith("+00:00") and "T" in row["created_at"]
@@ -77,10 +84,10 @@ async def test_upsert_on_conflict_keeps_one_row_and_bumps_updated_at(
         .upsert(asset("u/1", bytes=2), on_conflict="public_id")
         .execute()
     )
-    assert first.data[0]["id"] == second.data[0]["id"]
-    assert second.data[0]["bytes"] == 2
-    assert second.data[0]["updated_at"] > first.data[0]["updated_at"]
-    assert second.data[0]["created_at"] == first.data[0]["created_at"]
+    assert rows(first)[0]["id"] == rows(second)[0]["id"]
+    assert rows(second)[0]["bytes"] == 2
+    assert rows(second)[0]["updated_at"] > rows(first)[0]["updated_at"]
+    assert rows(second)[0]["created_at"] == rows(first)[0]["created_at"]
     assert len(emulator.rows) == 1
     assert [r[2] for r in emulator.requests] == [201, 200]  # inserted, then all updated (ref §3)
 
@@ -96,7 +103,7 @@ async def test_bulk_upsert_with_columns_and_ignore_duplicates(
         )
         .execute()
     )
-    assert [r["public_id"] for r in res.data] == ["b/3"]
+    assert [r["public_id"] for r in rows(res)] == ["b/3"]
     assert {r["public_id"]: r["width"] for r in emulator.rows} == {
         "b/1": None,
         "b/2": 3,
@@ -105,48 +112,46 @@ async def test_bulk_upsert_with_columns_and_ignore_duplicates(
 
 
 async def test_select_filters_order_range_and_exact_count(sb: AsyncClient) -> None:
-    rows = [asset(f"s/{i}", bytes=i * 10, format="png" if i % 2 else "jpg") for i in range(10)]
-    rows[3]["width"] = 5
-    await sb.table("media_assets").insert(rows).execute()
+    batch = [asset(f"s/{i}", bytes=i * 10, format="png" if i % 2 else "jpg") for i in range(10)]
+    batch[3]["width"] = 5
+    await sb.table("media_assets").insert(batch).execute()
     res = await (
         sb.table("media_assets")
-        .select("id,public_id,bytes", count="exact")
+        .select("id,public_id,bytes", count=CountMethod.exact)
         .eq("format", "png")
         .order("bytes", desc=True)
         .range(1, 2)
         .execute()
     )
     assert res.count == 5
-    assert res.data == [
+    assert rows(res) == [
         {"id": 8, "public_id": "s/7", "bytes": 70},
         {"id": 6, "public_id": "s/5", "bytes": 50},
     ]
     table = sb.table("media_assets")
-    assert (
-        len((await table.select("id").in_("public_id", ["s/1", "s/2", "zz"]).execute()).data) == 2
-    )
-    assert len((await table.select("id").gte("bytes", 30).lt("bytes", 60).execute()).data) == 3
-    assert len((await table.select("id").neq("format", "png").execute()).data) == 5
-    assert len((await table.select("id").like("public_id", "s/%").execute()).data) == 10
-    assert len((await table.select("id").ilike("public_id", "S/1%").execute()).data) == 1
-    assert len((await table.select("id").is_("width", None).execute()).data) == 9
-    assert len((await table.select("id").not_.is_("width", None).execute()).data) == 1
-    assert len((await table.select("id").or_("bytes.eq.0,bytes.gt.80").execute()).data) == 2
+    assert len(rows(await table.select("id").in_("public_id", ["s/1", "s/2", "zz"]).execute())) == 2
+    assert len(rows(await table.select("id").gte("bytes", 30).lt("bytes", 60).execute())) == 3
+    assert len(rows(await table.select("id").neq("format", "png").execute())) == 5
+    assert len(rows(await table.select("id").like("public_id", "s/%").execute())) == 10
+    assert len(rows(await table.select("id").ilike("public_id", "S/1%").execute())) == 1
+    assert len(rows(await table.select("id").is_("width", None).execute())) == 9
+    assert len(rows(await table.select("id").not_.is_("width", None).execute())) == 1
+    assert len(rows(await table.select("id").or_("bytes.eq.0,bytes.gt.80").execute())) == 2
     nulls_last = await table.select("width").order("width", desc=True, nullsfirst=False).execute()
-    assert nulls_last.data[0] == {"width": 5}
+    assert rows(nulls_last)[0] == {"width": 5}
     nulls_first = await table.select("width").order("width", desc=True).execute()
-    assert nulls_first.data[-1] == {"width": 5}  # DESC puts NULLs first by default
+    assert rows(nulls_first)[-1] == {"width": 5}  # DESC puts NULLs first by default
     one = await table.select("public_id").eq("id", 4).single().execute()
-    assert one.data == {"public_id": "s/3"}
+    assert one.data == {"public_id": "s/3"}  # single() gives an object
 
 
 async def test_update_and_delete_with_filters(sb: AsyncClient, emulator: SupabaseEmulator) -> None:
     await sb.table("media_assets").insert([asset("d/1"), asset("d/2")]).execute()
     upd = await sb.table("media_assets").update({"bytes": 99}).eq("public_id", "d/1").execute()
-    assert [(r["public_id"], r["bytes"]) for r in upd.data] == [("d/1", 99)]
-    assert upd.data[0]["updated_at"] > upd.data[0]["created_at"]
+    assert [(r["public_id"], r["bytes"]) for r in rows(upd)] == [("d/1", 99)]
+    assert rows(upd)[0]["updated_at"] > rows(upd)[0]["created_at"]
     gone = await sb.table("media_assets").delete().eq("public_id", "d/2").execute()
-    assert [r["public_id"] for r in gone.data] == ["d/2"]
+    assert [r["public_id"] for r in rows(gone)] == ["d/2"]
     assert [r["public_id"] for r in emulator.rows] == ["d/1"]
 
 
@@ -187,7 +192,7 @@ async def test_wrong_key_is_401_and_anon_may_only_read(emulator: SupabaseEmulato
         await bad.postgrest.aclose()
     anon = await acreate_client(emulator.url, emulator.anon_key)
     try:
-        assert (await anon.table("media_assets").select("*").execute()).data == []
+        assert rows(await anon.table("media_assets").select("*").execute()) == []
         with pytest.raises(APIError) as denied:
             await anon.table("media_assets").insert(asset("x/1")).execute()
         assert denied.value.code == "42501"
@@ -213,7 +218,7 @@ class Subscriber:
         self.errors: list[Exception | None] = []
         self.state_changed = asyncio.Event()
 
-    def on_change(self, payload: dict[str, Any]) -> None:
+    def on_change(self, payload: Any) -> None:
         self.changes.put_nowait(payload)
 
     def on_state(self, state: RealtimeSubscribeStates, error: Exception | None) -> None:
@@ -251,7 +256,7 @@ async def subscribe(sb: AsyncClient, **kwargs: Any) -> Subscriber:
 
 async def test_rest_writes_reach_the_callback(sb: AsyncClient) -> None:
     sub = await subscribe(sb)
-    inserted = (await sb.table("media_assets").insert(asset("rt/1")).execute()).data[0]
+    inserted = rows(await sb.table("media_assets").insert(asset("rt/1")).execute())[0]
     event = await sub.next()
     assert event["data"]["type"] == "INSERT" and event["data"]["record"] == inserted
     assert "old_record" not in event["data"]
@@ -413,13 +418,13 @@ async def test_head_count_contains_and_empty_range(
     sb: AsyncClient, emulator: SupabaseEmulator
 ) -> None:
     table = sb.table("media_assets")
-    empty = await table.select("*", count="exact").execute()
-    assert (empty.data, empty.count) == ([], 0)
+    empty = await table.select("*", count=CountMethod.exact).execute()
+    assert (rows(empty), empty.count) == ([], 0)
     await table.insert([asset("h/1", tags=["a", "b c"]), asset("h/2", tags=["a"])]).execute()
-    head = await table.select("*", count="exact", head=True).execute()
+    head = await table.select("*", count=CountMethod.exact, head=True).execute()
     assert head.count == 2
     tagged = await table.select("public_id").contains("tags", ["a", "b c"]).execute()
-    assert tagged.data == [{"public_id": "h/1"}]
+    assert rows(tagged) == [{"public_id": "h/1"}]
     assert [m for m, _, _ in emulator.requests] == ["GET", "POST", "HEAD", "GET"]
 
 
@@ -464,11 +469,13 @@ async def test_crashed_channel_is_rejoined(sb: AsyncClient, emulator: SupabaseEm
 
 async def test_join_error_and_missing_join_reply(emulator: SupabaseEmulator) -> None:
     emulator.join_error = "TenantNotFound: no tenant"
-    options = AsyncClientOptions(realtime={"timeout": 1})
+    options = AsyncClientOptions(
+        realtime=cast(Any, {"timeout": 1})
+    )  # works, not in the TypedDict (ref §1)
     client = await acreate_client(emulator.url, emulator.service_key, options=options)
     try:
         sub = Subscriber()
-        channel = client.channel("a").on_postgres_changes("*", sub.on_change, table="media_assets")
+        channel = client.channel("a").on_postgres_changes(ALL, sub.on_change, table="media_assets")
         await channel.subscribe(sub.on_state)
         await sub.wait_state("CHANNEL_ERROR")
         assert "TenantNotFound" in str(sub.errors[-1])
@@ -476,7 +483,7 @@ async def test_join_error_and_missing_join_reply(emulator: SupabaseEmulator) -> 
         emulator.ignore_joins = True
         sub2 = Subscriber()
         channel2 = client.channel("b").on_postgres_changes(
-            "*", sub2.on_change, table="media_assets"
+            ALL, sub2.on_change, table="media_assets"
         )
         await channel2.subscribe(sub2.on_state)
         await sub2.wait_state("TIMED_OUT")
