@@ -873,6 +873,8 @@ class SupabaseEmulator:
         loop = self._loop
         if loop is None:
             raise RuntimeError("emulator not started")
+        if threading.current_thread() is self._thread:
+            return fn()  # already on the loop: waiting for it would deadlock
 
         async def run() -> T:
             return fn()
@@ -895,7 +897,10 @@ class SupabaseEmulator:
 
     @property
     def frames_sent(self) -> int:
-        return self._frames_closed_sockets + sum(s.frames_sent for s in list(self._sockets))
+        # Read on the loop: the socket set changes there while a test thread asks.
+        return self._call(
+            lambda: self._frames_closed_sockets + sum(s.frames_sent for s in self._sockets)
+        )
 
     def drop_all_sockets(self) -> None:
         """Abort every websocket's TCP connection: the client sees 1006 (ref §5)."""

@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import pytest
 from postgrest.exceptions import APIError
-from postgrest.types import CountMethod
+from postgrest.types import CountMethod, ReturnMethod
 from realtime import RealtimePostgresChangesListenEvent, RealtimeSubscribeStates
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 from websockets.asyncio.client import connect
@@ -143,6 +143,22 @@ async def test_select_filters_order_range_and_exact_count(sb: AsyncClient) -> No
     assert rows(nulls_first)[-1] == {"width": 5}  # DESC puts NULLs first by default
     one = await table.select("public_id").eq("id", 4).single().execute()
     assert one.data == {"public_id": "s/3"}  # single() gives an object
+
+
+async def test_not_null_missing_default_and_returned_select(sb: AsyncClient) -> None:
+    table = sb.table("media_assets")
+    with pytest.raises(APIError) as not_null:
+        await table.insert([asset("n/1", tags=["a"]), asset("n/2")]).execute()  # n/2 tags: null
+    assert not_null.value.code == "23502"
+    ok = await table.insert(
+        [asset("n/1", tags=["a"]), asset("n/2")], default_to_null=False
+    ).execute()
+    assert [r["tags"] for r in rows(ok)] == [["a"], []]  # missing=default uses '{}'
+    with pytest.raises(APIError) as identity:
+        await table.insert({"id": 5, "public_id": "n/3"}).execute()
+    assert identity.value.code == "428C9"
+    minimal = await table.insert(asset("n/4"), returning=ReturnMethod.minimal).execute()
+    assert rows(minimal) == []
 
 
 async def test_update_and_delete_with_filters(sb: AsyncClient, emulator: SupabaseEmulator) -> None:
@@ -393,6 +409,26 @@ async def test_golden_join_heartbeat_and_leave(emulator: SupabaseEmulator) -> No
             "status": "error",
             "response": {"reason": "unmatched topic"},
         }
+
+
+async def test_postgres_changes_frame_has_the_golden_shape(emulator: SupabaseEmulator) -> None:
+    join = golden("client->server")[0]
+    insert, update, delete = golden("server->client")[3:6]
+    emulator.extra_tokens.add("test-anon-key")
+    async with connect(ws_url(emulator, emulator.anon_key)) as ws:
+        await ws.send(json.dumps(join))
+        await ws.recv(), await ws.recv()  # join reply, system
+        row = await asyncio.to_thread(emulator.write_as_other, "INSERT", asset("g/1"))
+        assert row is not None
+        await asyncio.to_thread(emulator.write_as_other, "UPDATE", {"id": row["id"], "bytes": 1})
+        await asyncio.to_thread(emulator.write_as_other, "DELETE", {"id": row["id"]})
+        for expected in (insert, update, delete):
+            frame = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+            assert list(frame) == list(expected) and frame["ref"] is None
+            assert list(frame["payload"]) == list(expected["payload"])
+            assert set(frame["payload"]["data"]) == set(expected["payload"]["data"])
+            assert frame["payload"]["data"]["type"] == expected["payload"]["data"]["type"]
+        assert frame["payload"]["data"]["old_record"] == {"id": row["id"]}
 
 
 async def test_bad_frame_closes_socket_and_bad_key_is_refused(emulator: SupabaseEmulator) -> None:
