@@ -897,10 +897,11 @@ class SupabaseEmulator:
 
     @property
     def frames_sent(self) -> int:
-        # Read on the loop: the socket set changes there while a test thread asks.
-        return self._call(
-            lambda: self._frames_closed_sockets + sum(s.frames_sent for s in self._sockets)
-        )
+        def count() -> int:
+            return self._frames_closed_sockets + sum(s.frames_sent for s in self._sockets)
+
+        # Read on the loop while it runs: the socket set changes there while a test thread asks.
+        return count() if self._loop is None else self._call(count)
 
     def drop_all_sockets(self) -> None:
         """Abort every websocket's TCP connection: the client sees 1006 (ref §5)."""
