@@ -20,9 +20,13 @@ class Backends:
     def change_feed(self) -> ChangeFeed:
         """A new feed of the catalogue's changes (one per subscriber)."""
         from media_tui.backends.local import LocalCatalog, LocalChangeFeed
+        from media_tui.backends.supabase_catalog import SupabaseCatalog
+        from media_tui.backends.supabase_feed import SupabaseChangeFeed
 
         if isinstance(self.catalog, LocalCatalog):
             return LocalChangeFeed(self.catalog)
+        if isinstance(self.catalog, SupabaseCatalog):
+            return SupabaseChangeFeed(self.catalog)
         raise ConfigError(
             f"no change feed for the {self.catalog.name} catalogue yet; use --catalog local."
         )
@@ -33,7 +37,7 @@ class Backends:
 
 
 def open_backends(settings: Settings) -> Backends:
-    """Open the configured backends; one not built yet is a clear configuration error."""
+    """Open the configured storage and catalogue (clients connect on first use)."""
     from media_tui.backends.local import LocalCatalog, LocalStorage
 
     storage: Storage
@@ -47,8 +51,11 @@ def open_backends(settings: Settings) -> Backends:
         )
     else:
         storage = LocalStorage(settings.library)
-    if settings.catalog != "local":
-        raise ConfigError(
-            f"the {settings.catalog} catalogue is not available in this version yet; use --catalog local."
-        )
-    return Backends(settings=settings, storage=storage, catalog=LocalCatalog(settings.library))
+    catalog: Catalog
+    if settings.catalog == "supabase" and settings.supabase is not None:
+        from media_tui.backends.supabase_catalog import SupabaseCatalog
+
+        catalog = SupabaseCatalog(settings.supabase)
+    else:
+        catalog = LocalCatalog(settings.library)
+    return Backends(settings=settings, storage=storage, catalog=catalog)

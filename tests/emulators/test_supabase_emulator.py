@@ -22,7 +22,6 @@ from supabase import AsyncClient, AsyncClientOptions, acreate_client
 from websockets.asyncio.client import connect
 
 from tests.emulators.supabase import SupabaseEmulator
-from tests.emulators.supabase_fixtures import supabase_emulator  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("supabase_emulator")
 
@@ -32,7 +31,7 @@ TIMEOUT = 20.0  # realtime-py's reconnect backoff is 1, 2, 4… s by default (re
 
 
 @pytest.fixture
-def emulator(supabase_emulator: SupabaseEmulator) -> SupabaseEmulator:  # noqa: F811
+def emulator(supabase_emulator: SupabaseEmulator) -> SupabaseEmulator:
     return supabase_emulator
 
 
