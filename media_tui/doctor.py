@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from media_tui.backends.factory import open_backends
+from media_tui.backends.factory import Backends, open_backends
 from media_tui.config import Settings, load_settings
 from media_tui.console import emit_json, human_size
 from media_tui.errors import ConfigError, MediaError
 from media_tui.journal import SUFFIX
+from media_tui.model import ConnectionChanged, ConnectionState
 from media_tui.safe_text import safe_text
 
 
@@ -123,9 +124,59 @@ async def _backend_checks(settings: Settings) -> list[Check]:
         )
     except MediaError as exc:
         catalog = Check("catalog", "fail", str(exc))
+    extra: list[Check] = []
+    try:
+        if catalog.status == "ok":
+            extra = await _supabase_checks(backends)
     finally:
         await backends.aclose()
-    return [Check("storage", "ok", f"{backends.storage.name} storage"), catalog]
+    return [Check("storage", "ok", f"{backends.storage.name} storage"), catalog, *extra]
+
+
+async def _supabase_checks(backends: Backends) -> list[Check]:
+    """Columns, write permission and a live realtime subscription — each one line."""
+    from media_tui.backends.supabase_catalog import SupabaseCatalog
+
+    catalog = backends.catalog
+    if not isinstance(catalog, SupabaseCatalog):
+        return []
+    checks = []
+    for name, probe, good in (
+        ("table", catalog.check_columns, f"{catalog.table} has every column media-tui uses"),
+        ("write", catalog.check_write, "the key may write to the table"),
+    ):
+        try:
+            await probe()
+            checks.append(Check(name, "ok", good))
+        except MediaError as exc:
+            checks.append(Check(name, "fail", str(exc)))
+    checks.append(await _realtime_check(backends))
+    return checks
+
+
+async def _realtime_check(backends: Backends, limit: float = 15.0) -> Check:
+    feed = backends.change_feed()
+    events = feed.events()
+
+    async def until_live() -> None:
+        async for event in events:
+            if isinstance(event, ConnectionChanged) and event.state is ConnectionState.LIVE:
+                return
+
+    try:
+        await asyncio.wait_for(until_live(), limit)
+        return Check("realtime", "ok", "a postgres_changes subscription is live")
+    except TimeoutError:
+        return Check(
+            "realtime",
+            "fail",
+            f"no realtime subscription within {limit:.0f} s; check that the table is in the supabase_realtime publication (see `media-tui schema`).",
+        )
+    finally:
+        await feed.aclose()
+        close = getattr(events, "aclose", None)  # an async generator: finish it now
+        if close is not None:
+            await close()
 
 
 async def _cloudinary_ping(settings: Settings) -> Check:

@@ -147,6 +147,27 @@ class SupabaseCatalog:
         )
         return bool(response.data)
 
+    async def check_columns(self) -> None:
+        """Fail with the schema hint unless the table has every column the app reads and writes."""
+        sb = await self.client()
+        columns = ",".join(("id", *WRITABLE, "created_at", "updated_at"))
+        await self._run(
+            "checking the table's columns", sb.table(self.table).select(columns).limit(1)
+        )
+
+    async def check_write(self) -> None:
+        """Prove the key may write, without writing: an update that matches no row.
+
+        Grants are checked even when no row matches, and no realtime event is sent to anyone.
+        """
+        sb = await self.client()
+        probe = (
+            sb.table(self.table)
+            .update({"folder": ""})
+            .eq("public_id", "__media-tui doctor probe, never a real id__")
+        )
+        await self._run("checking the key can write", probe)
+
     async def snapshot(self, page_size: int = 1000) -> list[MediaAsset]:
         """Every row, oldest id first, page by page (what a resync compares with)."""
         sb = await self.client()

@@ -180,3 +180,38 @@ async def test_duplicated_and_reordered_events_change_nothing(
         expected = {str(row["public_id"]): int(row["bytes"]) for row in supabase_emulator.rows}
         await until(lambda: {pid: a.bytes for pid, a in alice.store.assets.items()} == expected)
         assert "r/0" not in alice.store.public_ids()
+
+
+def _doctor(emulator: SupabaseEmulator, key: str, tmp_path: Path) -> dict[str, dict[str, object]]:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CLOUDINARY_", "SUPABASE_", "MEDIA_TUI_"))
+    }
+    env |= {"SUPABASE_URL": emulator.url, "SUPABASE_KEY": key, "MEDIA_TUI_CONFIG": os.devnull}
+    result = subprocess.run(
+        [sys.executable, "-m", "media_tui", "doctor", "--json", "--library", str(tmp_path / "lib")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert key not in result.stdout + result.stderr
+    return {c["check"]: c for c in map(json.loads, result.stdout.splitlines())}
+
+
+def test_doctor_checks_table_write_and_realtime(
+    tmp_path: Path, supabase_emulator: SupabaseEmulator
+) -> None:
+    checks = _doctor(supabase_emulator, supabase_emulator.service_key, tmp_path)
+    for name in ("catalog", "table", "write", "realtime"):
+        assert checks[name]["status"] == "ok", checks[name]
+    assert supabase_emulator.rows == []  # the write check wrote nothing
+    anon = _doctor(supabase_emulator, supabase_emulator.anon_key, tmp_path)
+    assert anon["table"]["status"] == "ok" and anon["write"]["status"] == "fail"
+    assert "key" in str(anon["write"]["detail"])
