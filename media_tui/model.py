@@ -40,6 +40,30 @@ def format_timestamp(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+# Every catalogue column, in table order: the keys of `MediaAsset.to_json()`. The local SQLite
+# schema, the Supabase writer and the schema tests all derive from this one list.
+CATALOG_COLUMNS: tuple[str, ...] = (
+    "id",
+    "public_id",
+    "resource_type",
+    "format",
+    "bytes",
+    "width",
+    "height",
+    "duration",
+    "url",
+    "folder",
+    "tags",
+    "checksum",
+    "original_filename",
+    "version",
+    "thumbnail",
+    "created_at",
+    "updated_at",
+)
+SERVER_COLUMNS = frozenset({"id", "created_at", "updated_at"})  # set by the catalogue, never sent
+
+
 class ResourceType(StrEnum):
     """Cloudinary's resource types; audio counts as video, as Cloudinary files it."""
 

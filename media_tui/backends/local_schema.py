@@ -16,26 +16,9 @@ from pathlib import Path
 
 from media_tui.backends.local_db import write_transaction
 from media_tui.errors import PermanentError
+from media_tui.model import CATALOG_COLUMNS
 
-ASSET_COLUMNS = (
-    "id",
-    "public_id",
-    "resource_type",
-    "format",
-    "bytes",
-    "width",
-    "height",
-    "duration",
-    "url",
-    "folder",
-    "tags",
-    "checksum",
-    "original_filename",
-    "version",
-    "thumbnail",
-    "created_at",
-    "updated_at",
-)
+ASSET_COLUMNS = CATALOG_COLUMNS
 
 # `strftime('%f')` gives milliseconds; padding to microseconds and adding the offset makes
 # SQL-made timestamps the same shape as `model.format_timestamp`, so text order = time order.

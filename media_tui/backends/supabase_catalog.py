@@ -21,25 +21,10 @@ from supabase import AsyncClient, acreate_client
 from media_tui.backends.base import CatalogPage
 from media_tui.config import SupabaseSettings
 from media_tui.errors import PermanentError, TransferError, TransientError
-from media_tui.model import MediaAsset
+from media_tui.model import CATALOG_COLUMNS, SERVER_COLUMNS, MediaAsset
 
 # Columns the app writes; `id`, `created_at` and `updated_at` belong to the database.
-WRITABLE = (
-    "public_id",
-    "resource_type",
-    "format",
-    "bytes",
-    "width",
-    "height",
-    "duration",
-    "url",
-    "folder",
-    "tags",
-    "checksum",
-    "original_filename",
-    "version",
-    "thumbnail",
-)
+WRITABLE = tuple(c for c in CATALOG_COLUMNS if c not in SERVER_COLUMNS)
 TRANSIENT_CODES = {"PGRST000", "PGRST001", "PGRST002", "PGRST003", "503", "520"}
 
 
@@ -150,7 +135,7 @@ class SupabaseCatalog:
     async def check_columns(self) -> None:
         """Fail with the schema hint unless the table has every column the app reads and writes."""
         sb = await self.client()
-        columns = ",".join(("id", *WRITABLE, "created_at", "updated_at"))
+        columns = ",".join(CATALOG_COLUMNS)
         await self._run(
             "checking the table's columns", sb.table(self.table).select(columns).limit(1)
         )

@@ -266,3 +266,9 @@ def test_dismiss_forgets_only_finished_jobs(store: MediaStore) -> None:
 def test_remote_upsert_event_through_apply(store: MediaStore) -> None:
     store.apply(RemoteUpsert(asset("x", 1)))
     assert store.public_ids() == {"x"}
+
+
+def test_catalog_columns_are_the_json_keys() -> None:
+    from media_tui.model import CATALOG_COLUMNS
+
+    assert set(MediaAsset(public_id="x").to_json()) == set(CATALOG_COLUMNS)
