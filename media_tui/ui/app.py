@@ -87,6 +87,8 @@ class MediaApp(App[int]):
         self.backends: Backends | None = None
         self.queue: UploadQueue | None = None
         self.ready = asyncio.Event()  # set once backends, queue and feed are up
+        self._started = asyncio.Event()  # set once startup ended, well or not
+        self._startup_error: str | None = None
         self._backends_factory = backends_factory
         self._pending = ChangeSet()
         self._dirty = False
@@ -132,18 +134,34 @@ class MediaApp(App[int]):
             )
             resumed = await self.queue.start()
         except MediaError as exc:
+            self.queue = None  # half-started services must not be used
+            self._startup_error = str(exc)
             self.grid.set_loading(False)
             self.store.connection_changed(ConnectionState.OFFLINE, str(exc))
             self.notify(
                 safe_text(str(exc)), title="Cannot open the library", severity="error", markup=False
             )
             return
+        finally:
+            self._started.set()
         if resumed:
             self.notify(
                 f"Resuming {len(resumed)} unfinished upload(s) from last time.", markup=False
             )
         self._follow_feed()
         self.ready.set()
+
+    async def _services(self) -> tuple[Backends, UploadQueue] | None:
+        """Wait for startup; None, after telling the operator why, if the library did not open."""
+        await self._started.wait()
+        if self.backends is None or self.queue is None:
+            self.notify(
+                safe_text(f"Not possible while the library is not open: {self._startup_error}"),
+                severity="error",
+                markup=False,
+            )
+            return None
+        return self.backends, self.queue
 
     @work(group="feed", exit_on_error=False)
     async def _follow_feed(self) -> None:
@@ -262,10 +280,12 @@ class MediaApp(App[int]):
         self, files: Sequence[MediaFile], *, folder: str = "", tags: Iterable[str] = ()
     ) -> None:
         """Queue files for upload (the prompt's plan, or a test's). Waits for startup first."""
-        await self.ready.wait()
-        assert self.queue is not None
+        services = await self._services()
+        if services is None:
+            return
+        _, queue = services
         try:
-            jobs = await self.queue.enqueue(files, folder=folder, tags=tags)
+            jobs = await queue.enqueue(files, folder=folder, tags=tags)
         except MediaError as exc:
             self.notify(safe_text(str(exc)), severity="error", markup=False)
             return
@@ -309,10 +329,12 @@ class MediaApp(App[int]):
     @work(group="delete", exit_on_error=False)
     async def delete(self, public_id: str) -> None:
         """Delete optimistically; the store restores the card if it fails."""
-        await self.ready.wait()
-        assert self.backends is not None
+        services = await self._services()
+        if services is None:
+            return
+        backends, _ = services
         try:
-            await delete_asset(self.store, self.backends.storage, self.backends.catalog, public_id)
+            await delete_asset(self.store, backends.storage, backends.catalog, public_id)
         except MediaError as exc:
             self.notify(safe_text(str(exc)), title="Delete failed", severity="error", markup=False)
 

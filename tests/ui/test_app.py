@@ -262,3 +262,22 @@ async def test_mediaapp_reads_the_environment(isolated_settings: Path) -> None:
         await wait_until(pilot, app.ready.is_set)
         assert (isolated_settings / "catalog.sqlite3").exists()
         assert app.store.public_ids() == set()
+
+
+async def test_actions_after_a_failed_start_say_why_instead_of_waiting(tmp_path: Path) -> None:
+    from media_tui.config import Settings
+    from media_tui.errors import ConfigError
+    from media_tui.model import ConnectionState
+    from media_tui.paths import expand
+
+    def broken(settings: Settings) -> object:
+        raise ConfigError("the library cannot be opened; pick another with --library.")
+
+    (path,) = photos(tmp_path / "drop", "late.png")
+    app = MediaApp(backends_factory=broken)  # type: ignore[arg-type]
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.store.connection is ConnectionState.OFFLINE)
+        worker = app.enqueue(expand([str(path)]).files)
+        await wait_until(pilot, lambda: worker.is_finished)  # it returns, it does not hang
+        assert app.store.jobs == {} and not app.ready.is_set()
+        assert "library cannot be opened" in (app.store.connection_detail or "")
