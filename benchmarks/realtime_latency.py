@@ -10,8 +10,12 @@ operator" at the server:
   release until every one is in the grid, and the longest gap between the app's 60 Hz ticks
   meanwhile (a stalled event loop shows up as a long gap: a frozen screen).
 
-The emulator runs in this process on its own thread, so it competes with the app for the GIL;
-the figures are an upper bound on what a remote server would cost.
+The baseline, run side by side: a bare realtime-py client (the library media-tui's feed is
+built on) subscribed to the same table, taking the same storm with a callback that only counts.
+The storm's ratio to it is what media-tui adds on top of the client library.
+
+The emulator runs in its own process, as a real server would: on a thread of this process it
+would compete with the app for the interpreter lock.
 """
 
 from __future__ import annotations
@@ -25,10 +29,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from realtime import AsyncRealtimeClient, RealtimeSubscribeStates
+from realtime.types import RealtimePostgresChangesListenEvent
+
+from benchmarks.remote_emulator import RemoteEmulator
 from media_tui.model import ConnectionState
 from media_tui.store import ChangeSet
 from media_tui.ui.app import MediaApp
 from tests.emulators.supabase import SupabaseEmulator
+
+TABLE = "media_assets"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -36,8 +46,47 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def write_storm(emulator: RemoteEmulator, prefix: str, count: int) -> None:
+    """Commit `count` inserts while delivery is held; they go out back to back on release."""
+    emulator.call("pause_delivery")
+    emulator.call_many(
+        "write_as_other", [("INSERT", {"public_id": f"{prefix}/{i:05d}"}) for i in range(count)]
+    )
+
+
+async def bare_client_storm(emulator: RemoteEmulator, storm: int) -> float:
+    """Seconds for a bare realtime-py client to receive a storm (the baseline)."""
+    received = 0
+    done = asyncio.Event()
+    subscribed = asyncio.Event()
+
+    def on_change(_: object) -> None:
+        nonlocal received
+        received += 1
+        if received == storm:
+            done.set()
+
+    def on_state(state: RealtimeSubscribeStates, _: Exception | None) -> None:
+        if state == RealtimeSubscribeStates.SUBSCRIBED:
+            subscribed.set()
+
+    client = AsyncRealtimeClient(f"{emulator.url}/realtime/v1", token=emulator.service_key)
+    channel = client.channel("bench-baseline")
+    channel.on_postgres_changes(RealtimePostgresChangesListenEvent.All, on_change, table=TABLE)
+    await channel.subscribe(on_state)
+    await asyncio.wait_for(subscribed.wait(), 30)
+    await asyncio.to_thread(write_storm, emulator, "base", storm)
+    started = time.perf_counter()
+    await asyncio.to_thread(emulator.call, "resume_delivery")
+    await asyncio.wait_for(done.wait(), 120)
+    elapsed = time.perf_counter() - started
+    await client.remove_all_channels()
+    return elapsed
+
+
 async def run(events: int, storm: int) -> None:
-    with SupabaseEmulator() as emulator, tempfile.TemporaryDirectory() as tmp:
+    with RemoteEmulator(SupabaseEmulator) as emulator, tempfile.TemporaryDirectory() as tmp:
+        baseline = await bare_client_storm(emulator, storm)
         os.environ.update(
             SUPABASE_URL=emulator.url,
             SUPABASE_SERVICE_ROLE_KEY=emulator.service_key,
@@ -75,7 +124,9 @@ async def run(events: int, storm: int) -> None:
             for i in range(events):
                 public_id = f"lat/{i:05d}"
                 started = time.perf_counter()
-                await asyncio.to_thread(emulator.write_as_other, "INSERT", {"public_id": public_id})
+                await asyncio.to_thread(
+                    emulator.call, "write_as_other", "INSERT", {"public_id": public_id}
+                )
                 while public_id not in shown:  # noqa: ASYNC110 - a benchmark's busy wait
                     await asyncio.sleep(0.001)
                 to_store.append(applied[public_id] - started)
@@ -85,20 +136,14 @@ async def run(events: int, storm: int) -> None:
 
             # The storm: the server holds N committed changes, then delivers them back to back,
             # so what is timed is the app taking them in, not the emulator producing them.
-            emulator.pause_delivery()
             written = time.perf_counter()
-
-            def write_storm() -> None:
-                for i in range(storm):
-                    emulator.write_as_other("INSERT", {"public_id": f"storm/{i:05d}"})
-
-            await asyncio.to_thread(write_storm)
+            await asyncio.to_thread(write_storm, emulator, "storm", storm)
             write_time = time.perf_counter() - written
             ticks.clear()
             started = time.perf_counter()
-            emulator.resume_delivery()
+            await asyncio.to_thread(emulator.call, "resume_delivery")
             last = f"storm/{storm - 1:05d}"
-            while last not in shown or len(app.view) < events + storm:  # noqa: ASYNC110
+            while last not in shown or len(app.view) < events + 2 * storm:  # noqa: ASYNC110
                 await asyncio.sleep(0.005)
             storm_time = time.perf_counter() - started
             gaps = [b - a for a, b in itertools.pairwise(ticks)]
@@ -114,6 +159,10 @@ async def run(events: int, storm: int) -> None:
         print(
             f"{storm:,}-event storm (held, then released; writing them took {write_time:.1f} s): "
             f"all in the grid {storm_time:.2f} s after release; longest tick gap {max(gaps, default=0) * ms:.0f} ms"
+        )
+        print(
+            f"  baseline: a bare realtime-py client took the same storm in {baseline:.2f} s "
+            f"(media-tui {storm_time / baseline:.2f}× that)"
         )
 
 

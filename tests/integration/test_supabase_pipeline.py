@@ -40,16 +40,28 @@ def settings(emulator: SupabaseEmulator) -> SupabaseSettings:
 class Operator:
     """One media-tui: a catalogue client, a live feed into its own store."""
 
-    def __init__(self, emulator: SupabaseEmulator) -> None:
+    def __init__(self, emulator: SupabaseEmulator, **realtime_options: object) -> None:
         self.catalog = SupabaseCatalog(settings(emulator))
-        self.feed = SupabaseChangeFeed(self.catalog, watchdog_interval=0.5)
+        self.feed = SupabaseChangeFeed(
+            self.catalog, watchdog_interval=0.2, realtime_options=realtime_options
+        )
         self.store = MediaStore()
         self.resyncs = 0
+        self.states: list[ConnectionState] = []
         self.store.subscribe(self._count_resyncs)
         self._task: asyncio.Task[None] | None = None
 
     def _count_resyncs(self, changes: ChangeSet) -> None:
         self.resyncs += changes.reset
+        if changes.connection:
+            self.states.append(self.store.connection)
+
+    async def recovers(self, emulator: SupabaseEmulator, resyncs_before: int) -> None:
+        """Back to live after an outage, with a resync, and equal to the server's rows."""
+        await until(lambda: self.resyncs > resyncs_before)
+        await until(lambda: self.store.public_ids() == server_ids(emulator))
+        assert self.store.connection is ConnectionState.LIVE
+        assert ConnectionState.RECONNECTING in self.states
 
     async def _follow(self) -> None:
         async for event in self.feed.events():
@@ -180,6 +192,93 @@ async def test_duplicated_and_reordered_events_change_nothing(
         expected = {str(row["public_id"]): int(row["bytes"]) for row in supabase_emulator.rows}
         await until(lambda: {pid: a.bytes for pid, a in alice.store.assets.items()} == expected)
         assert "r/0" not in alice.store.public_ids()
+
+
+def write_rows(emulator: SupabaseEmulator, prefix: str, count: int) -> None:
+    for i in range(count):
+        emulator.write_as_other(
+            "INSERT", {"public_id": f"{prefix}/{i:03d}", "resource_type": "image"}
+        )
+
+
+async def test_watchdog_resubscribes_a_channel_the_server_closed(
+    supabase_emulator: SupabaseEmulator,
+) -> None:
+    """realtime-py leaves a channel closed by the server (an expired token) closed for good."""
+    alice = Operator(supabase_emulator)
+    await alice.start()
+    try:
+        before = alice.resyncs
+        await asyncio.to_thread(supabase_emulator.expire_channels)
+        await asyncio.to_thread(write_rows, supabase_emulator, "while-closed", 5)
+        await alice.recovers(supabase_emulator, before)
+        assert len(alice.store.public_ids()) == 5
+    finally:
+        await alice.close()
+
+
+async def test_watchdog_reconnects_after_the_client_ran_out_of_retries(
+    supabase_emulator: SupabaseEmulator,
+) -> None:
+    """Exhausted reconnect retries stop silently in realtime-py; the watchdog starts again."""
+    alice = Operator(supabase_emulator, max_retries=2, initial_backoff=0.05)
+    await alice.start()
+    try:
+        before = alice.resyncs
+        supabase_emulator.refuse_sockets(3600)
+        await asyncio.to_thread(supabase_emulator.drop_all_sockets)
+        await until(lambda: alice.store.connection is ConnectionState.RECONNECTING)
+        # Let both of realtime-py's attempts be refused, then the watchdog's too.
+        await until(
+            lambda: (
+                sum(
+                    1
+                    for _, path, status in supabase_emulator.requests
+                    if path.startswith("/realtime") and status == 503
+                )
+                >= 3
+            )
+        )
+        await asyncio.to_thread(write_rows, supabase_emulator, "while-down", 5)
+        supabase_emulator.refuse_sockets(0)
+        await alice.recovers(supabase_emulator, before)
+        assert len(alice.store.public_ids()) == 5
+    finally:
+        await alice.close()
+
+
+async def test_watchdog_revives_a_dead_listener(supabase_emulator: SupabaseEmulator) -> None:
+    """A listen task that died (a raising callback does this) while the socket looks open."""
+    alice = Operator(supabase_emulator)
+    await alice.start()
+    try:
+        before = alice.resyncs
+        feed = alice.feed
+        assert feed._thread is not None and feed._realtime is not None
+        realtime = feed._realtime
+
+        async def kill_listener() -> None:
+            realtime._listen_task.cancel()
+
+        await feed._thread.run(kill_listener())
+        await asyncio.to_thread(write_rows, supabase_emulator, "while-deaf", 5)
+        await alice.recovers(supabase_emulator, before)
+        assert len(alice.store.public_ids()) == 5
+    finally:
+        await alice.close()
+
+
+async def test_a_storm_arrives_complete_and_in_order(supabase_emulator: SupabaseEmulator) -> None:
+    """Held, then released at once: 2,000 changes cross the realtime thread; none is lost."""
+    async with operators(supabase_emulator, 1) as (alice,):
+        supabase_emulator.pause_delivery()
+        await asyncio.to_thread(write_rows, supabase_emulator, "storm", 2000)
+        for i in range(0, 2000, 2):
+            supabase_emulator.write_as_other("DELETE", {"public_id": f"storm/{i:03d}"})
+        supabase_emulator.resume_delivery()
+        await until(lambda: alice.store.public_ids() == server_ids(supabase_emulator))
+        assert len(alice.store.public_ids()) == 1000
+        assert alice.resyncs == 1  # it came through the feed, not a resync
 
 
 def _doctor(emulator: SupabaseEmulator, key: str, tmp_path: Path) -> dict[str, dict[str, object]]:

@@ -71,3 +71,31 @@ async def test_tui_upload_and_another_operators_cli_upload_both_appear(
         assert app.store.assets["theirs"].url and app.store.assets["theirs"].url.startswith(
             cloudinary.url
         )
+
+
+async def test_tui_rides_out_a_realtime_outage_and_catches_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, supabase_emulator: SupabaseEmulator
+) -> None:
+    monkeypatch.setenv("SUPABASE_URL", supabase_emulator.url)
+    monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", supabase_emulator.service_key)
+    monkeypatch.setenv("MEDIA_TUI_STORAGE", "local")
+    app = MediaApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: app.store.connection is ConnectionState.LIVE, 30)
+        badge = app.query_one("#badge-connection")
+
+        # The sockets drop and stay refused while another operator writes 20 rows.
+        supabase_emulator.refuse_sockets(3600)
+        await asyncio.to_thread(supabase_emulator.drop_all_sockets)
+        await wait_until(pilot, lambda: "reconnecting" in str(badge.render()), 30)
+        for i in range(20):
+            await asyncio.to_thread(
+                supabase_emulator.write_as_other, "INSERT", {"public_id": f"gap/{i:02d}"}
+            )
+        assert app.view.index_of("gap/00") is None  # nothing can arrive while refused
+        supabase_emulator.refuse_sockets(0)
+
+        # Back: the resync after the rejoin brings in every row written during the outage.
+        await wait_until(pilot, lambda: "live" in str(badge.render()), 30)
+        await wait_until(pilot, lambda: len(app.view) == 20, 30)
+        assert {a.public_id for a in app.view} == {f"gap/{i:02d}" for i in range(20)}
