@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from logging.handlers import RotatingFileHandler
 from typing import Any
 
@@ -28,6 +29,8 @@ from media_tui.paths import expand
 from media_tui.safe_text import safe_text
 from media_tui.schema import schema_sql
 from media_tui.store import MediaStore
+from media_tui.sync import reconcile
+from media_tui.sync_console import SyncReporter, WebhookReporter
 from media_tui.uploads import UploadQueue
 
 log = logging.getLogger("media_tui")
@@ -86,6 +89,23 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = commands.add_parser("doctor", help="check configuration and connectivity")
     _common_options(doctor, suppress=True)
 
+    sync = commands.add_parser(
+        "sync", help="reconcile storage into the catalogue (what a missed webhook lost)"
+    )
+    sync.add_argument(
+        "--prune",
+        action="store_true",
+        help="also delete catalogue rows whose asset is gone from storage",
+    )
+    _common_options(sync, suppress=True)
+
+    webhook = commands.add_parser(
+        "webhook", help="receive Cloudinary notifications and apply them to the catalogue"
+    )
+    webhook.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    webhook.add_argument("--port", type=int, default=8787, help="port to listen on")
+    _common_options(webhook, suppress=True)
+
     schema = commands.add_parser("schema", help="print the SQL that sets up the Supabase table")
     schema.add_argument("--table", default=None, help="table name (default: the configured one)")
     return parser
@@ -103,7 +123,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         _setup_logging(settings)
         if args.command is None:
             return _run_tui(settings)
-        command = {"upload": _upload, "ls": _ls, "rm": _rm}[args.command]
+        command = {
+            "upload": _upload,
+            "ls": _ls,
+            "rm": _rm,
+            "sync": _sync,
+            "webhook": _webhook,
+        }[args.command]
         return asyncio.run(command(settings, args))
     except (ConfigError, UsageError) as exc:
         _error(str(exc))
@@ -252,6 +278,56 @@ async def _rm(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         await backends.aclose()
     return EXIT_FAILED if failed else EXIT_OK
+
+
+async def _sync(settings: Settings, args: argparse.Namespace) -> int:
+    backends = open_backends(settings)
+    try:
+        with SyncReporter(json_mode=args.json) as reporter:
+            report = await reconcile(
+                backends.storage, backends.catalog, prune=args.prune, progress=reporter
+            )
+        reporter.finish(report)
+    finally:
+        await backends.aclose()
+    return EXIT_FAILED if report.failed else EXIT_OK
+
+
+async def _webhook(settings: Settings, args: argparse.Namespace) -> int:
+    from media_tui.backends.cloudinary import CloudinaryStorage
+    from media_tui.webhook import Receiver, SeenNotifications, build_app, listening_socket, serve
+
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be between 0 and 65535, not {args.port}.")
+    if settings.cloudinary is None:
+        raise ConfigError(
+            "the webhook checks Cloudinary's signatures with your API secret: set CLOUDINARY_URL "
+            "(or CLOUDINARY_CLOUD_NAME, CLOUDINARY_API_KEY and CLOUDINARY_API_SECRET)."
+        )
+    sock = listening_socket(args.host, args.port)
+    backends = open_backends(replace(settings, storage="cloudinary"))
+    seen = SeenNotifications(settings.library / "webhook-seen.sqlite3")
+    storage = backends.storage
+    assert isinstance(storage, CloudinaryStorage)
+    receiver = Receiver(
+        secret=settings.cloudinary.api_secret.value,
+        catalog=backends.catalog,
+        storage=storage,
+        seen=seen,
+        on_result=WebhookReporter(json_mode=args.json),
+    )
+    host, port = sock.getsockname()[:2]
+    sys.stderr.write(
+        f"media-tui: receiving Cloudinary notifications on http://{host}:{port}/ into the "
+        f"{backends.catalog.name} catalogue; Ctrl-C stops.\n"
+    )
+    try:
+        await serve(build_app(receiver, backends.catalog.name), sock)
+    finally:
+        seen.close()
+        sock.close()
+        await backends.aclose()
+    return EXIT_OK
 
 
 def _report_rm(json_mode: bool, public_id: str, status: str, error: str | None) -> None:

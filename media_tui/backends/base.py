@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from media_tui.model import ChangeEvent, ConnectionState, MediaAsset, ResourceType
 
@@ -41,9 +41,16 @@ class CatalogPage:
 
 
 class Storage(Protocol):
-    """Where the bytes live."""
+    """Where the bytes live.
+
+    For reconciliation (`sync`): `sync_key` is what storage knows an asset by ("public_id", or
+    "checksum" for content-addressed storage), and `sync_fields` the asset fields it is the
+    authority on — a catalogue row that disagrees on one of them is out of date.
+    """
 
     name: str
+    sync_key: Literal["public_id", "checksum"]
+    sync_fields: tuple[str, ...]
 
     async def upload(self, request: UploadRequest, progress: ProgressCallback) -> MediaAsset:
         """Store the file and return the asset describing it (not yet in the catalogue)."""

@@ -20,7 +20,7 @@ import random
 import string
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from cloudinary.utils import api_sign_request
@@ -69,6 +69,22 @@ class CloudinaryStorage:
     """Storage on Cloudinary. One instance per process; `aclose()` closes its connection pool."""
 
     name = "cloudinary"
+    sync_key: Literal["public_id", "checksum"] = "public_id"
+    # What the Admin API says about an asset; the checksum is left out because assets uploaded
+    # by other tools have none, and the catalogue's is still right for the bytes it names.
+    sync_fields: tuple[str, ...] = (
+        "resource_type",
+        "format",
+        "bytes",
+        "width",
+        "height",
+        "duration",
+        "url",
+        "folder",
+        "tags",
+        "version",
+        "thumbnail",
+    )
 
     def __init__(
         self,
@@ -288,7 +304,8 @@ class CloudinaryStorage:
                     )
                 except httpx.TransportError as exc:
                     raise TransientError(
-                        "the connection to Cloudinary failed while listing assets."
+                        f"cannot reach Cloudinary to list assets ({type(exc).__name__}); "
+                        "check the network and CLOUDINARY_URL, then try again."
                     ) from exc
                 page = self._json_answer(response, "the asset listing")
                 for info in page.get("resources", []):

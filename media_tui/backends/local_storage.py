@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from media_tui.backends.base import ProgressCallback, UploadRequest
 from media_tui.errors import PermanentError
@@ -101,6 +102,9 @@ class LocalStorage:
     """The `Storage` protocol over a library folder."""
 
     name = "local"
+    # Objects are named by their sha256 and carry nothing else: no public id, no tags.
+    sync_key: Literal["public_id", "checksum"] = "checksum"
+    sync_fields: tuple[str, ...] = ("format", "bytes", "url")
 
     def __init__(self, library_dir: Path) -> None:
         self.library_dir = Path(library_dir)

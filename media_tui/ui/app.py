@@ -32,6 +32,7 @@ from media_tui.operations import delete_asset
 from media_tui.paths import MediaFile
 from media_tui.safe_text import safe_text
 from media_tui.store import ChangeSet, MediaStore
+from media_tui.sync import SyncProgress, reconcile
 from media_tui.ui.detail import AssetDetail
 from media_tui.ui.dialogs import ConfirmDialog, HelpScreen
 from media_tui.ui.grid import AssetGrid
@@ -39,6 +40,7 @@ from media_tui.ui.header import TopBar
 from media_tui.ui.library_view import LibraryView
 from media_tui.ui.prompt import UploadPlan, UploadPrompt
 from media_tui.ui.remote_thumbs import RemoteThumbnails
+from media_tui.ui.sync_card import SyncStatus
 from media_tui.ui.tasks import TasksScreen
 from media_tui.ui.thumbs import ThumbnailCache
 from media_tui.ui.upload_cards import UploadTray, summary_text
@@ -92,6 +94,7 @@ class MediaApp(App[int]):
         self._backends_factory = backends_factory
         self._pending = ChangeSet()
         self._dirty = False
+        self.sync_status: SyncStatus | None = None  # the latest "Sync now", while it shows
         self._unsubscribe = self.store.subscribe(self._on_store_change)
 
     # ----------------------------------------------------------------- layout
@@ -105,7 +108,9 @@ class MediaApp(App[int]):
         yield AssetGrid(self.view, self.thumbs, id="grid")
         yield Static(id="status-line")
         yield Footer()
-        yield UploadTray(self.store, now=self.now, id="upload-tray")
+        yield UploadTray(
+            self.store, now=self.now, sync_status=lambda: self.sync_status, id="upload-tray"
+        )
 
     @property
     def grid(self) -> AssetGrid:
@@ -216,12 +221,15 @@ class MediaApp(App[int]):
                 self.grid.set_loading(False)
             if changes.assets or changes.reset:
                 self.grid.apply_changes(changes)
-            if changes.jobs:
+            if changes.jobs or self._sync_running():
                 self.query_one(UploadTray).refresh_cards()
                 self._refresh_tasks_screen(changes.jobs)
             if changes.connection:
                 self.query_one(TopBar).refresh_badges()
             self._refresh_status_line()
+
+    def _sync_running(self) -> bool:
+        return self.sync_status is not None and self.sync_status.running
 
     def _tick(self) -> None:
         self.query_one(TopBar).refresh_badges()
@@ -402,6 +410,60 @@ class MediaApp(App[int]):
         else:
             await self.queue.retry(job_id)
 
+    def action_sync(self, prune: bool = False) -> None:
+        """Reconcile storage into the catalogue; the card shows how it goes."""
+        if self.sync_status is not None and self.sync_status.running:
+            self.notify("A sync is already running.", markup=False, timeout=3)
+            return
+        if not prune:
+            self.sync_now(prune=False)
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.sync_now(prune=True)
+
+        question = Text("Sync, and remove catalogue rows whose asset is gone from storage?")
+        detail = "Assets missing from the catalogue are added either way."
+        self.push_screen(ConfirmDialog(question, detail), callback=confirmed)
+
+    @work(group="sync", exit_on_error=False)
+    async def sync_now(self, prune: bool = False) -> None:
+        """Run one reconciliation; its catalogue changes reach the grid through the feed."""
+        status = SyncStatus(prune=prune, started_at=self.now())
+        self.sync_status = status
+        self._refresh_tray()
+        services = await self._services()
+        if services is None:
+            status.finish(self.now(), None, self._startup_error or "the library is not open")
+            self._refresh_tray()
+            return
+        backends, _ = services
+
+        def advanced(progress: SyncProgress) -> None:
+            status.advance(progress)
+            self._dirty = True  # the card is redrawn with the next frame, not on every row
+
+        try:
+            report = await reconcile(
+                backends.storage, backends.catalog, prune=prune, progress=advanced
+            )
+        except MediaError as exc:
+            status.finish(self.now(), None, str(exc))
+            self.notify(safe_text(str(exc)), title="Sync failed", severity="error", markup=False)
+        else:
+            status.finish(self.now(), report)
+            self.notify(
+                report.summary(prune_hint="“Sync and prune” removes them"),
+                title="Sync done",
+                severity="warning" if report.failed else "information",
+                markup=False,
+            )
+        self._refresh_tray()
+
+    def _refresh_tray(self) -> None:
+        self.query_one(UploadTray).refresh_cards()
+
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
@@ -432,6 +494,16 @@ class MediaApp(App[int]):
         )
         yield SystemCommand(
             "Delete asset", "Delete the selected asset after confirming (d)", self.action_delete
+        )
+        yield SystemCommand(
+            "Sync now",
+            "Add what storage holds and the catalogue lacks; report rows of deleted assets",
+            self.action_sync,
+        )
+        yield SystemCommand(
+            "Sync and prune",
+            "Sync, then remove catalogue rows whose asset is gone (asks first)",
+            lambda: self.action_sync(prune=True),
         )
         yield SystemCommand("Keys", "Show every key (?)", self.action_help)
 

@@ -20,7 +20,8 @@ from media_tui.console import human_size
 from media_tui.model import JobState, UploadJob
 from media_tui.safe_text import safe_text, truncate
 from media_tui.store import MediaStore
-from media_tui.ui.upload_cards import STATE_LABEL, format_speed, percent_text
+from media_tui.ui.bars import percent_text
+from media_tui.ui.upload_cards import STATE_LABEL, format_speed
 
 COLUMNS = ("state", "name", "progress", "size", "speed", "info")
 

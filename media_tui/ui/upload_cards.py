@@ -19,11 +19,11 @@ from media_tui.console import human_size
 from media_tui.model import JobState, UploadJob, utcnow
 from media_tui.safe_text import safe_text, truncate
 from media_tui.store import MediaStore
+from media_tui.ui.bars import BAR_WIDTH, CARD_TEXT_WIDTH, bar, percent_text
+from media_tui.ui.sync_card import SyncCard, SyncStatus
 
 MAX_CARDS = 5
 LINGER = timedelta(seconds=3)  # how long a finished card stays before it leaves
-CARD_TEXT_WIDTH = 38
-BAR_WIDTH = 24
 
 STATE_LABEL = {
     JobState.QUEUED: "queued",
@@ -61,20 +61,6 @@ def format_eta(seconds: float | None) -> str:
 
 def format_speed(bytes_per_second: float) -> str:
     return f"{human_size(bytes_per_second)}/s" if bytes_per_second > 0 else "-- /s"
-
-
-def percent_text(fraction: float) -> str:
-    """Whole percent, rounded down like the grid badge, so 99.9 % never reads as done."""
-    return f"{int(min(1.0, max(0.0, fraction)) * 100)} %"
-
-
-def bar(fraction: float, width: int) -> tuple[str, str]:
-    """A bar as (done, todo) strings of block characters, with eighth-cell resolution."""
-    fraction = min(1.0, max(0.0, fraction))
-    eighths = int(fraction * width * 8)
-    full, part = divmod(eighths, 8)
-    done = "█" * full + (" ▏▎▍▌▋▊▉"[part] if part and full < width else "")
-    return done, "─" * (width - len(done))
 
 
 def visible_jobs(store: MediaStore, now: datetime) -> tuple[list[UploadJob], int]:
@@ -130,13 +116,20 @@ class UploadTray(Vertical):
     """The overlay of upload cards at the top right, plus a "+N queued" line."""
 
     def __init__(
-        self, store: MediaStore, *, now: Callable[[], datetime] = utcnow, id: str | None = None
+        self,
+        store: MediaStore,
+        *,
+        now: Callable[[], datetime] = utcnow,
+        sync_status: Callable[[], SyncStatus | None] = lambda: None,
+        id: str | None = None,
     ) -> None:
         super().__init__(id=id)
         self.store = store
         self.now = now
+        self.sync_status = sync_status
 
     def compose(self) -> ComposeResult:
+        yield SyncCard()
         for _ in range(MAX_CARDS):
             yield UploadCard()
         yield Static(id="tray-more")
@@ -145,7 +138,10 @@ class UploadTray(Vertical):
         self.refresh_cards()
 
     def refresh_cards(self) -> None:
-        jobs, hidden = visible_jobs(self.store, self.now())
+        now = self.now()
+        jobs, hidden = visible_jobs(self.store, now)
+        sync_card = self.query_one(SyncCard)
+        sync_card.show_status(self.sync_status(), now)
         cards = list(self.query(UploadCard))
         for card, job in zip(cards, jobs, strict=False):
             card.show_job(job)
@@ -154,7 +150,7 @@ class UploadTray(Vertical):
         more = self.query_one("#tray-more", Static)
         more.display = hidden > 0
         more.update(Text(f"+{hidden} queued", style="bold"))
-        self.display = bool(jobs)
+        self.display = bool(jobs) or sync_card.display
 
 
 def summary_text(store: MediaStore, paused: bool) -> Text:
