@@ -29,6 +29,7 @@ from media_tui.model import (
     UploadJob,
 )
 from media_tui.ui.app import MediaApp
+from media_tui.ui.sync_card import SyncStatus
 from tests.fakes import FakeCatalog, FakeStorage
 
 FROZEN = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
@@ -208,6 +209,20 @@ async def place_jobs(pilot: Pilot[object], workdir: Path) -> None:
     await settle(pilot)
 
 
+async def place_sync(pilot: Pilot[object], workdir: Path) -> None:
+    """A "Sync now" part-way through, next to one upload in flight."""
+    app = pilot.app
+    assert isinstance(app, MediaApp)
+    await settle(pilot)
+    status = SyncStatus(prune=False, started_at=FROZEN, phase="reconciling", done=37, total=52)
+    status.counts = {"added": 3, "updated": 1, "gone": 2}
+    app.sync_status = status
+    job = in_flight_jobs(workdir)[1]
+    app.store.upload_queued(job)
+    app.store.job_updated(job.job_id, state=job.state, bytes_sent=job.bytes_sent)
+    await settle(pilot)
+
+
 Scene = tuple[
     Callable[[Path], MediaApp], tuple[str, ...], Callable[[Pilot[object], Path], Awaitable[None]]
 ]
@@ -218,4 +233,5 @@ SCENES: dict[str, Scene] = {
     "uploads-in-flight": (lambda d: scene_app(d, with_assets=True), (), place_jobs),
     "detail": (lambda d: scene_app(d, with_assets=True), ("enter",), lambda p, d: settle(p)),
     "tasks": (lambda d: scene_app(d, with_assets=True), ("w",), place_jobs),
+    "sync-now": (lambda d: scene_app(d, with_assets=True), (), place_sync),
 }
