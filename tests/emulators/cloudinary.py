@@ -22,7 +22,17 @@ State for assertions: `assets` (keyed by `(resource_type, type, public_id)`), `r
 `upload_count`, `chunk_count`, `destroy_count`, `internal_errors` (emulator bugs, which the
 pytest fixture turns into a failure).
 
-Signed webhook notifications (ref §8) are a later issue: `_notify` is where they hook in.
+Webhook notifications (ref §8, §11.6): upload (including the last chunk of a chunked upload),
+destroy and rename build a payload; every payload is kept in `notifications`. When the call
+carried a `notification_url`, or `emulator.notification_url` is set, the payload is also POSTed
+there as compact JSON signed like Cloudinary does (`sign_notification`), from a background
+thread so the API answer never waits for the receiver, and retried on a non-200 answer.
+
+    emulator.notification_url = receiver_url     # global URL; a call's own one wins
+    emulator.notification_retry_delays = (0.01, 0.01, 0.01)
+    ...
+    assert emulator.wait_for_deliveries(1)
+    delivery = emulator.deliveries[0]            # url, body, timestamp, signature, statuses
 """
 
 from __future__ import annotations
@@ -32,8 +42,10 @@ import binascii
 import contextlib
 import hashlib
 import hmac
+import http.client
 import io
 import json
+import queue
 import random
 import re
 import secrets
@@ -52,7 +64,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import TCPServer
 from types import TracebackType
 from typing import Any, Literal, NamedTuple
-from urllib.parse import parse_qsl, quote, unquote
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from PIL import Image, ImageOps
 
@@ -74,6 +86,14 @@ LIST_DEFAULT, LIST_MAX, BULK_DELETE_MAX = 10, 500, 1000
 ADMIN_RATE_LIMIT = 2000
 # ref §11.4: how long partial chunk sessions live is unknown; 24 h is the checklist's guess.
 CHUNK_SESSION_TTL_SECONDS = 24 * 3600
+# ref §8: a webhook not answered with 200 is retried up to 3 times, at about 3, 6 and 9 minutes
+# upstream. Tests cannot wait minutes, so the emulator's default pauses are tiny; they are
+# settable per emulator (`notification_retry_delays`), one retry per entry.
+NOTIFICATION_RETRY_DELAYS: tuple[float, ...] = (0.05, 0.1, 0.2)
+# Per delivery attempt (connect, send, read the answer); Cloudinary does not publish its own.
+NOTIFICATION_TIMEOUT_SECONDS = 5.0
+# Fields of the upload response that the real notification payloads of ref §8 do not carry.
+_RESPONSE_ONLY_FIELDS = frozenset({"signature", "api_key"})
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 _READ_BLOCK = 1024 * 1024
 
@@ -330,6 +350,15 @@ def string_to_sign(fields: Mapping[str, str | list[str]], version: int = 2) -> s
 
 def hex_digest(text: str, algorithm: str) -> str:
     return hashlib.new(algorithm, text.encode()).hexdigest()
+
+
+def sign_notification(body: str, timestamp: str, secret: str, algorithm: str = "sha1") -> str:
+    """`X-Cld-Signature` of a webhook: hex of sha1(body + timestamp + secret), not an HMAC (ref §8).
+
+    `body` is the exact string sent and `timestamp` the exact header value: re-serialised JSON
+    or a float timestamp hash differently.
+    """
+    return hex_digest(body + timestamp + secret, algorithm)
 
 
 # --------------------------------------------------------------------------------------------
@@ -795,6 +824,30 @@ class _Auth:
 _CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|-1|\*)$")
 
 
+@dataclass
+class Delivery:
+    """One webhook notification on its way to `url` (ref §8), kept for assertions.
+
+    `body`, `timestamp` and `signature` are exactly what every attempt sends (body and the
+    X-Cld-Timestamp / X-Cld-Signature headers). `statuses` has one entry per attempt: the HTTP
+    status, or None for a connection error or timeout. `finished` turns true once it was
+    delivered (a 200) or given up (retries spent, or the emulator stopped).
+    """
+
+    url: str
+    body: str
+    timestamp: str
+    signature: str
+    payload: JSON
+    statuses: list[int | None] = field(default_factory=list)
+    delivered: bool = False
+    finished: bool = False
+
+    @property
+    def attempts(self) -> int:
+        return len(self.statuses)
+
+
 # --------------------------------------------------------------------------------------------
 # The emulator
 # --------------------------------------------------------------------------------------------
@@ -846,6 +899,13 @@ class CloudinaryEmulator:
         self.destroy_count = 0
         self.connections_accepted = 0  # keep-alive checks: one client, one connection
         self.leaked_threads: list[threading.Thread] = []  # connection threads alive after stop
+        # Webhooks (ref §8): all settable at any time from a test.
+        self.notification_url: str | None = None  # the Console's global URL; None = no delivery
+        self.notification_algorithm = "sha1"  # or "sha256", for X-Cld-Signature
+        self.notification_retry_delays: tuple[float, ...] = NOTIFICATION_RETRY_DELAYS
+        self.notification_timeout = NOTIFICATION_TIMEOUT_SECONDS
+        self.deliveries: list[Delivery] = []
+        self.deliveries_finished = 0
         self._host, self._port = host, port
         self._lock = threading.RLock()
         self._sessions: dict[str, _ChunkSession] = {}
@@ -855,6 +915,12 @@ class CloudinaryEmulator:
         self._stopping = threading.Event()
         self._server: _EmulatorHTTPServer | None = None
         self._serve_thread: threading.Thread | None = None
+        # The request id of the call a connection thread is answering, for notification payloads.
+        self._call = threading.local()
+        self._delivery_queue: queue.SimpleQueue[Delivery | None] = queue.SimpleQueue()
+        self._delivery_thread: threading.Thread | None = None
+        self._deliveries_changed = threading.Condition()
+        self._delivery_connection: http.client.HTTPConnection | None = None  # the attempt in flight
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -870,20 +936,38 @@ class CloudinaryEmulator:
             daemon=True,
         )
         self._serve_thread.start()
+        self._delivery_queue = queue.SimpleQueue()
+        self._delivery_thread = threading.Thread(
+            target=self._deliver_notifications,
+            args=(self._delivery_queue,),
+            name=f"cloudinary-emulator-{self.port}-webhooks",
+            daemon=True,
+        )
+        self._delivery_thread.start()
         return self
 
     def stop(self) -> None:
         server, thread = self._server, self._serve_thread
         if server is None or thread is None:
             return
-        self._stopping.set()  # wakes latency and bandwidth waits
+        self._stopping.set()  # wakes latency, bandwidth and webhook retry waits
+        self._abort_delivery_attempt()
         server.shutdown()
         server.server_close()
         server.close_connections()  # idle keep-alive connections would otherwise linger
         server.join_handlers(timeout=5.0)
         thread.join(timeout=5.0)
-        self.leaked_threads = [*server.live_threads(), *([thread] if thread.is_alive() else [])]
-        self._server = self._serve_thread = None
+        # After the handlers: no call can queue a notification any more. Whatever is still
+        # queued is given up at once, then the sentinel ends the worker.
+        notifier = self._delivery_thread
+        self._delivery_queue.put(None)
+        if notifier is not None:
+            notifier.join(timeout=5.0)
+        self.leaked_threads = [
+            *server.live_threads(),
+            *(t for t in (thread, notifier) if t is not None and t.is_alive()),
+        ]
+        self._server = self._serve_thread = self._delivery_thread = None
 
     @property
     def running(self) -> bool:
@@ -937,6 +1021,9 @@ class CloudinaryEmulator:
 
     def handle(self, request: Request) -> Response | None:
         """Answer one request; None means: drop the connection without a response."""
+        # Made before dispatch so an upload notification carries the same id as the answer's
+        # X-Request-Id header (ref §8 payloads have a `request_id`).
+        request_id = self._call.request_id = secrets.token_hex(16)
         decision = self.faults.decide(request.method, request.path)
         self.sleep(decision.latency)
         if decision.drop:
@@ -951,7 +1038,7 @@ class CloudinaryEmulator:
             response.status,
             response.body,
             response.content_type,
-            (*response.headers, ("X-Request-Id", secrets.token_hex(16))),
+            (*response.headers, ("X-Request-Id", request_id)),
         )
         self._log(request, response.status)
         return response
@@ -1145,7 +1232,14 @@ class CloudinaryEmulator:
             response = self._asset_json(asset)
             if existing is not None:
                 response["overwritten"] = True
-        self._notify({"notification_type": "upload", **response})
+        # ref §8: the upload payload is the upload response, led by when and which request.
+        payload: JSON = {
+            "notification_type": "upload",
+            "timestamp": datetime.fromtimestamp(self.clock(), UTC).isoformat(timespec="seconds"),
+            "request_id": getattr(self._call, "request_id", None) or secrets.token_hex(16),
+            **_notification_fields(response),
+        }
+        self._notify(payload, params.get("notification_url", ""))
         return response
 
     def _media_for(self, requested_type: str, data: bytes) -> MediaInfo:
@@ -1326,7 +1420,10 @@ class CloudinaryEmulator:
                 self.destroy_count += 1
         if asset is None:
             return _json_response(200, {"result": "not found"})  # 200, not 404 (ref §7)
-        self._notify({"notification_type": "delete", "resources": [self._resource_ref(asset)]})
+        self._notify(
+            {"notification_type": "delete", "resources": [self._resource_ref(asset)]},
+            form.get("notification_url"),
+        )
         return _json_response(200, {"result": "ok"})
 
     def _rename(self, request: Request, resource_type: str) -> Response:
@@ -1355,8 +1452,9 @@ class CloudinaryEmulator:
                 "notification_type": "rename",
                 "from_public_id": source,
                 "to_public_id": target,
-                **response,
-            }
+                **_notification_fields(response),
+            },
+            form.get("notification_url"),
         )
         return _json_response(200, response)
 
@@ -1652,20 +1750,145 @@ class CloudinaryEmulator:
             "version": asset.version,
         }
 
-    def _notify(self, payload: JSON) -> None:
-        """Where signed webhook notifications (ref §8, §11.6) will be sent from: a later issue.
+    # -- Webhook notifications (ref §8, §11.6) -------------------------------------------------
 
-        For now the would-be payloads are only recorded in `notifications`. Delivery will POST
-        the compact JSON with X-Cld-Timestamp and X-Cld-Signature = sha1(body + ts + secret)
-        to the call's `notification_url` or a configured global URL, retrying 3 times.
+    def wait_for_deliveries(self, count: int, timeout: float = 10.0) -> bool:
+        """Wait until at least `count` deliveries are finished (delivered or given up).
+
+        Returns False if that did not happen within `timeout` seconds.
         """
+        with self._deliveries_changed:
+            return self._deliveries_changed.wait_for(
+                lambda: self.deliveries_finished >= count, timeout
+            )
+
+    def wait_for_attempts(self, count: int, timeout: float = 10.0) -> bool:
+        """Wait until at least `count` attempts (over all deliveries) have an outcome."""
+        with self._deliveries_changed:
+            return self._deliveries_changed.wait_for(
+                lambda: sum(d.attempts for d in self.deliveries) >= count, timeout
+            )
+
+    def _notify(self, payload: JSON, notification_url: str | None = None) -> None:
+        """Record a notification and queue its signed delivery (ref §8, §11.6).
+
+        It goes to the call's own `notification_url`, else the global `self.notification_url`;
+        with neither it is only recorded. Signed now, sent later by the delivery thread, so the
+        API answer never waits for the receiver.
+        """
+        url = notification_url or self.notification_url
         with self._lock:
             self.notifications.append(payload)
+        if not url:
+            return
+        body = json.dumps(payload, separators=(",", ":"))  # ref §8: compact, like the real one
+        timestamp = str(int(self.clock()))  # an integer string: "1549533514.0" hashes otherwise
+        signature = sign_notification(body, timestamp, self.api_secret, self.notification_algorithm)
+        delivery = Delivery(url, body, timestamp, signature, payload)
+        with self._deliveries_changed:
+            self.deliveries.append(delivery)
+        if self._delivery_thread is None or self._stopping.is_set():
+            self._finish_delivery(delivery, delivered=False)
+            return
+        self._delivery_queue.put(delivery)
+
+    def _deliver_notifications(self, deliveries: queue.SimpleQueue[Delivery | None]) -> None:
+        """The delivery thread: one notification at a time, in the order they were made."""
+        while (delivery := deliveries.get()) is not None:
+            try:
+                self._send_notification(delivery)
+            except Exception:
+                self.record_internal_error(traceback.format_exc())
+                self._finish_delivery(delivery, delivered=False)
+
+    def _send_notification(self, delivery: Delivery) -> None:
+        """The first attempt, then one retry per entry of `notification_retry_delays`."""
+        delays = tuple(self.notification_retry_delays)
+        for attempt in range(len(delays) + 1):
+            if attempt:
+                self.sleep(delays[attempt - 1])  # returns early when the emulator stops
+            if self._stopping.is_set():
+                break  # stopping: give up instead of holding `stop` up
+            status = self._attempt(delivery)
+            if status is None and self._stopping.is_set():
+                break  # cut short by `stop`: not an answer from the receiver, so not recorded
+            with self._deliveries_changed:
+                delivery.statuses.append(status)
+                self._deliveries_changed.notify_all()
+            # ref §8: redelivered "when the endpoint does not return 200", so a 204 is retried too.
+            if status == 200:
+                self._finish_delivery(delivery, delivered=True)
+                return
+        self._finish_delivery(delivery, delivered=False)
+
+    def _attempt(self, delivery: Delivery) -> int | None:
+        """POST once; the answer's status, or None when the receiver could not be reached."""
+        parts = urlsplit(delivery.url)
+        connection_class = (
+            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        )
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return None  # unreachable by definition; an empty host would mean localhost:80
+        try:
+            connection = connection_class(
+                parts.hostname, parts.port, timeout=self.notification_timeout
+            )
+            connection.connect()
+        except (OSError, ValueError, http.client.HTTPException):
+            return None
+        try:
+            with self._lock:
+                # Registered under the lock `stop` aborts under: either `stop` sees this
+                # connection and shuts it, or this sees `_stopping` and does not send.
+                if self._stopping.is_set():
+                    return None
+                self._delivery_connection = connection
+            connection.request(
+                "POST",
+                path,
+                body=delivery.body.encode(),
+                headers={
+                    "Content-Type": "application/json",
+                    "X-Cld-Timestamp": delivery.timestamp,
+                    "X-Cld-Signature": delivery.signature,
+                },
+            )
+            response = connection.getresponse()
+            response.read()
+            return response.status
+        except (OSError, http.client.HTTPException):
+            return None
+        finally:
+            with self._lock:
+                self._delivery_connection = None
+            connection.close()
+
+    def _abort_delivery_attempt(self) -> None:
+        """Unblock an attempt waiting on a slow receiver, so `stop` does not wait for it."""
+        with self._lock:
+            connection = self._delivery_connection
+            sock = connection.sock if connection is not None else None
+            if sock is not None:
+                with contextlib.suppress(OSError):  # the attempt just ended on its own
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def _finish_delivery(self, delivery: Delivery, *, delivered: bool) -> None:
+        with self._deliveries_changed:
+            delivery.delivered = delivered
+            delivery.finished = True
+            self.deliveries_finished += 1
+            self._deliveries_changed.notify_all()
 
 
 # --------------------------------------------------------------------------------------------
 # Small helpers
 # --------------------------------------------------------------------------------------------
+
+
+def _notification_fields(response: JSON) -> JSON:
+    """The asset fields of a notification: the upload response minus what only it carries."""
+    return {key: value for key, value in response.items() if key not in _RESPONSE_ONLY_FIELDS}
 
 
 def _random_id(length: int) -> str:

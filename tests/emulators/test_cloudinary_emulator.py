@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import socket
 import struct
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +32,11 @@ from tests.emulators.cloudinary import (
     MIN_CHUNK_BYTES,
     CloudinaryEmulator,
     hex_digest,
+    sign_notification,
     sniff_media,
     string_to_sign,
 )
+from tests.emulators.webhook_receiver import ReceivedRequest, WebhookReceiver
 
 # The keys of the ref §5 upload response that every image upload must carry.
 UPLOAD_RESPONSE_KEYS = {
@@ -686,6 +690,309 @@ def test_admin_rate_limit_exhausted_gets_420() -> None:
     assert first.headers["X-FeatureRateLimit-Remaining"] == "0"
     assert first.headers["X-FeatureRateLimit-Reset"].endswith("GMT")
     assert_error(second, 420, "Rate Limit Exceeded")
+
+
+# --------------------------------------------------------------------------------------------
+# Webhook notifications (ref §8, §11.6)
+# --------------------------------------------------------------------------------------------
+
+# ref §8 worked example (SDK test `test_verify_notification_signature`, recomputed).
+REFERENCE_NOTIFICATION_BODY = (
+    '{"notification_type":"eager","eager":[{"transformation":"sp_full_hd/mp4","bytes":1055,'
+    '"url":"http://res.cloudinary.com/demo/video/upload/sp_full_hd/v1533125278/dog.mp4",'
+    '"secure_url":"https://res.cloudinary.com/demo/video/upload/sp_full_hd/v1533125278/dog.mp4"}],'
+    '"public_id":"dog","batch_id":"9b11fa058c61fa577f4ec516bf6ee756ac2aefef095af99aef1302142cc1694a"}'
+)
+
+# The asset fields of the real upload notification in ref §8 (besides type/timestamp/request_id).
+UPLOAD_NOTIFICATION_KEYS = {
+    "asset_id",
+    "public_id",
+    "version",
+    "version_id",
+    "width",
+    "height",
+    "format",
+    "resource_type",
+    "created_at",
+    "tags",
+    "bytes",
+    "type",
+    "etag",
+    "placeholder",
+    "url",
+    "secure_url",
+    "access_mode",
+    "original_filename",
+}
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as running:
+        yield running
+
+
+def verifies(received: ReceivedRequest, algorithm: str | None = None) -> bool:
+    """The real SDK's check, on the raw body and the header timestamp string (ref §8)."""
+    return bool(
+        cloudinary.utils.verify_notification_signature(
+            received.body,
+            received.headers["x-cld-timestamp"],
+            received.headers["x-cld-signature"],
+            valid_for=7200,
+            algorithm=algorithm,
+        )
+    )
+
+
+def test_upload_notification_is_signed_compact_json(
+    sdk: CloudinaryEmulator, receiver: WebhookReceiver
+) -> None:
+    result = cloudinary.uploader.upload(
+        png_bytes(40, 30),
+        public_id="hooked",
+        tags=["pets"],
+        context={"alt": "a cat"},
+        notification_url=receiver.url,
+    )
+
+    assert sdk.wait_for_deliveries(1) and receiver.wait_for_requests(1)
+    received = receiver.requests[0]
+    assert received.path == "/hooks/cloudinary"
+    assert received.headers["content-type"] == "application/json"
+    assert received.headers["x-cld-timestamp"].isdigit()  # integer seconds, not 1549533514.0
+    assert verifies(received)
+    tampered = received.body.replace('"hooked"', '"h00ked"')
+    assert tampered != received.body
+    assert not verifies(ReceivedRequest(received.path, received.headers, tampered))
+
+    payload = received.json()
+    assert received.body == json.dumps(payload, separators=(",", ":"))  # compact, as sent upstream
+    assert list(payload)[:3] == ["notification_type", "timestamp", "request_id"]
+    assert payload["notification_type"] == "upload" and payload["public_id"] == "hooked"
+    assert payload.keys() >= UPLOAD_NOTIFICATION_KEYS
+    assert "signature" not in payload and "api_key" not in payload  # response-only fields
+    assert datetime.fromisoformat(payload["timestamp"]).utcoffset() == timedelta(0)
+    assert payload["request_id"] == result["request_id"]  # the answer's X-Request-Id
+    assert payload["tags"] == ["pets"] and payload["context"] == {"custom": {"alt": "a cat"}}
+    for key in ("asset_id", "version", "bytes", "width", "height", "secure_url", "created_at"):
+        assert payload[key] == result[key]
+
+    delivery = sdk.deliveries[0]
+    assert (delivery.url, delivery.body, delivery.statuses) == (receiver.url, received.body, [200])
+    assert delivery.delivered and delivery.finished and delivery.payload == payload
+    assert delivery.timestamp == received.headers["x-cld-timestamp"]
+    assert delivery.signature == received.headers["x-cld-signature"]
+    assert sdk.notifications == [payload]
+
+
+def test_global_url_carries_upload_rename_and_delete_in_order(
+    sdk: CloudinaryEmulator, receiver: WebhookReceiver
+) -> None:
+    sdk.notification_url = receiver.url
+
+    uploaded = cloudinary.uploader.upload(png_bytes(), public_id="first")
+    cloudinary.uploader.rename("first", "second")
+    cloudinary.uploader.destroy("second")
+
+    assert sdk.wait_for_deliveries(3) and receiver.wait_for_requests(3)
+    assert all(verifies(received) for received in receiver.requests)
+    upload, rename, delete = (received.json() for received in receiver.requests)
+    assert upload["notification_type"] == "upload" and upload["public_id"] == "first"
+    assert rename["notification_type"] == "rename"
+    assert (rename["from_public_id"], rename["to_public_id"]) == ("first", "second")
+    assert rename["public_id"] == "second" and rename["asset_id"] == uploaded["asset_id"]
+    assert (rename["resource_type"], rename["type"]) == ("image", "upload")
+    assert rename["version"] == uploaded["version"]
+    assert "signature" not in rename and "api_key" not in rename
+    assert delete == {
+        "notification_type": "delete",
+        "resources": [
+            {
+                "resource_type": "image",
+                "type": "upload",
+                "asset_id": uploaded["asset_id"],
+                "public_id": "second",
+                "version": uploaded["version"],
+            }
+        ],
+    }
+    assert [d.delivered for d in sdk.deliveries] == [True, True, True]
+
+
+def test_a_calls_own_notification_url_wins_over_the_global_one(
+    sdk: CloudinaryEmulator, receiver: WebhookReceiver
+) -> None:
+    with WebhookReceiver() as own:
+        sdk.notification_url = receiver.url
+        cloudinary.uploader.upload(png_bytes(), public_id="a", notification_url=own.url)
+        cloudinary.uploader.destroy("a", notification_url=own.url)
+        cloudinary.uploader.upload(png_bytes(), public_id="b")
+
+        assert sdk.wait_for_deliveries(3)
+        assert [r.json()["notification_type"] for r in own.requests] == ["upload", "delete"]
+        assert [r.json()["public_id"] for r in receiver.requests] == ["b"]
+
+
+def test_no_url_means_recorded_but_not_delivered(sdk: CloudinaryEmulator) -> None:
+    cloudinary.uploader.upload(png_bytes(), public_id="quiet")
+    cloudinary.uploader.destroy("quiet")
+
+    assert [n["notification_type"] for n in sdk.notifications] == ["upload", "delete"]
+    assert sdk.deliveries == [] and sdk.deliveries_finished == 0
+
+
+def test_chunked_upload_notifies_once_after_the_last_chunk(
+    sdk: CloudinaryEmulator, receiver: WebhookReceiver, tmp_path: Path
+) -> None:
+    path = tmp_path / "big.bin"
+    path.write_bytes(os.urandom(MIN_CHUNK_BYTES + 1000))
+
+    result = cloudinary.uploader.upload_large(
+        str(path), chunk_size=MIN_CHUNK_BYTES, notification_url=receiver.url
+    )
+
+    assert sdk.chunk_count == 2
+    assert sdk.wait_for_deliveries(1) and receiver.wait_for_requests(1)
+    payload = receiver.requests[0].json()
+    assert payload["notification_type"] == "upload"
+    assert (payload["public_id"], payload["bytes"]) == (result["public_id"], result["bytes"])
+    assert len(sdk.deliveries) == 1
+
+
+def test_sha256_notification_signature(sdk: CloudinaryEmulator, receiver: WebhookReceiver) -> None:
+    sdk.notification_algorithm = "sha256"
+
+    cloudinary.uploader.upload(png_bytes(), public_id="x", notification_url=receiver.url)
+
+    assert receiver.wait_for_requests(1)
+    received = receiver.requests[0]
+    assert len(received.headers["x-cld-signature"]) == 64
+    assert verifies(received, algorithm="sha256")
+    assert not verifies(received, algorithm="sha1")
+
+
+def test_notification_signature_matches_the_reference_worked_example(
+    sdk: CloudinaryEmulator,
+) -> None:
+    secret, timestamp = "X7qLTrsES31MzxxkxPPA-pAGGfU", "1549533514"
+
+    signature = sign_notification(REFERENCE_NOTIFICATION_BODY, timestamp, secret)
+
+    assert signature == "dfe82de1d9083fe0b7ea68070649f9a15b8874da"
+    # ref §8: a float timestamp string hashes differently.
+    assert sign_notification(REFERENCE_NOTIFICATION_BODY, f"{timestamp}.0", secret) != signature
+    configure_sdk(sdk, api_secret=secret)  # the `sdk` fixture resets the config afterwards
+    assert cloudinary.utils.verify_notification_signature(
+        REFERENCE_NOTIFICATION_BODY, timestamp, signature, valid_for=10**10
+    )
+
+
+def test_non_200_answers_are_retried_until_a_200(sdk: CloudinaryEmulator) -> None:
+    sdk.notification_retry_delays = (0.01, 0.01, 0.01)
+    with WebhookReceiver(statuses=[500, 500]) as receiver:
+        cloudinary.uploader.upload(png_bytes(), public_id="x", notification_url=receiver.url)
+
+        assert sdk.wait_for_deliveries(1)
+        delivery = sdk.deliveries[0]
+        assert delivery.statuses == [500, 500, 200] and delivery.delivered
+        assert len(receiver.requests) == 3
+        # Every attempt sends the same signed request.
+        assert {(r.body, r.headers["x-cld-signature"]) for r in receiver.requests} == {
+            (delivery.body, delivery.signature)
+        }
+        assert all(verifies(r) for r in receiver.requests)
+
+
+def test_delivery_gives_up_after_three_retries(sdk: CloudinaryEmulator) -> None:
+    sdk.notification_retry_delays = (0.01, 0.01, 0.01)
+    with WebhookReceiver(default_status=500) as receiver:
+        cloudinary.uploader.upload(png_bytes(), public_id="x", notification_url=receiver.url)
+
+        assert sdk.wait_for_deliveries(1)
+        delivery = sdk.deliveries[0]
+        assert delivery.statuses == [500] * 4 and delivery.finished and not delivery.delivered
+        assert len(receiver.requests) == 4
+
+
+def test_a_closed_port_counts_as_connection_errors(sdk: CloudinaryEmulator) -> None:
+    sdk.notification_retry_delays = (0.01, 0.01, 0.01)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    sdk.notification_url = f"http://127.0.0.1:{closed_port}/hook"
+
+    result = cloudinary.uploader.upload(png_bytes(), public_id="x")
+
+    assert result["public_id"] == "x"  # the upload itself is unaffected
+    assert sdk.wait_for_deliveries(1)
+    delivery = sdk.deliveries[0]
+    assert delivery.statuses == [None] * 4 and not delivery.delivered
+
+
+def test_a_slow_receiver_does_not_delay_the_api_answer(sdk: CloudinaryEmulator) -> None:
+    release = threading.Event()
+    with WebhookReceiver(hold=release) as receiver:
+        sdk.notification_url = receiver.url
+
+        first = cloudinary.uploader.upload(png_bytes(), public_id="first")
+        assert receiver.wait_for_requests(1)  # the receiver holds it, unanswered
+        second = cloudinary.uploader.upload(png_bytes(), public_id="second")
+
+        # Both answers came while the first notification was still waiting for its answer.
+        assert (first["public_id"], second["public_id"]) == ("first", "second")
+        assert sdk.deliveries_finished == 0 and sdk.deliveries[0].statuses == []
+        release.set()
+        assert sdk.wait_for_deliveries(2)
+        assert [r.json()["public_id"] for r in receiver.requests] == ["first", "second"]
+        assert [d.delivered for d in sdk.deliveries] == [True, True]
+
+
+def upload_by_hand(emulator: CloudinaryEmulator, public_id: str, **params: str) -> None:
+    with httpx.Client() as client:
+        response = client.post(
+            api_url(emulator, "image/upload"),
+            data=signed_fields(emulator, {"public_id": public_id, **params}),
+            files={"file": ("x.png", png_bytes(), "image/png")},
+        )
+    assert response.status_code == 200, response.text
+
+
+def test_stop_gives_up_a_waiting_retry_and_the_queue_behind_it() -> None:
+    with (
+        WebhookReceiver(default_status=500) as failing,
+        WebhookReceiver() as later,
+        CloudinaryEmulator() as emulator,
+    ):
+        emulator.notification_retry_delays = (3600.0,)  # a retry `stop` must not wait for
+        upload_by_hand(emulator, "retrying", notification_url=failing.url)
+        upload_by_hand(emulator, "queued", notification_url=later.url)
+        assert emulator.wait_for_attempts(1)
+        # The first delivery now waits an hour to retry; the second is queued behind it.
+
+        emulator.stop()
+
+        assert emulator.leaked_threads == [] and emulator.internal_errors == []
+        assert emulator.wait_for_deliveries(2, timeout=0)
+        assert [d.statuses for d in emulator.deliveries] == [[500], []]
+        assert not any(d.delivered for d in emulator.deliveries)
+        assert later.requests == []
+
+
+def test_stop_cuts_an_attempt_held_by_the_receiver_short() -> None:
+    with WebhookReceiver(hold=threading.Event()) as held, CloudinaryEmulator() as emulator:
+        emulator.notification_url = held.url
+        emulator.notification_timeout = 3600.0  # without the abort, `stop` would leak the thread
+        upload_by_hand(emulator, "x")
+        assert held.wait_for_requests(1)  # the receiver holds it, unanswered
+
+        emulator.stop()
+
+        assert emulator.leaked_threads == [] and emulator.internal_errors == []
+        delivery = emulator.deliveries[0]
+        assert delivery.finished and not delivery.delivered
+        assert delivery.statuses == []  # cut short by `stop`, so not the receiver's answer
 
 
 # --------------------------------------------------------------------------------------------
