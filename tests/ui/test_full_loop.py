@@ -99,3 +99,65 @@ async def test_tui_rides_out_a_realtime_outage_and_catches_up(
         await wait_until(pilot, lambda: "live" in str(badge.render()), 30)
         await wait_until(pilot, lambda: len(app.view) == 20, 30)
         assert {a.public_id for a in app.view} == {f"gap/{i:02d}" for i in range(20)}
+
+
+async def test_an_asset_uploaded_behind_media_tuis_back_reaches_the_grid_through_the_webhook(
+    tmp_path: Path, clouds: tuple[CloudinaryEmulator, SupabaseEmulator]
+) -> None:
+    """Another tool uploads straight to Cloudinary: webhook → catalogue → realtime → grid."""
+    import cloudinary
+    import cloudinary.uploader
+
+    cloudinary_emulator, supabase = clouds
+    receiver = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "media_tui",
+        "webhook",
+        "--port",
+        "0",
+        "--library",
+        str(tmp_path / "webhook-lib"),
+        env=dict(os.environ),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert receiver.stderr is not None and receiver.stdout is not None
+        banner = (await asyncio.wait_for(receiver.stderr.readline(), 60)).decode()
+        assert "receiving Cloudinary notifications on http://127.0.0.1:" in banner, banner
+        cloudinary_emulator.notification_url = banner.split(" on ", 1)[1].split()[0]
+
+        app = MediaApp()
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_until(pilot, lambda: app.store.connection is ConnectionState.LIVE, 30)
+            cloudinary.reset_config()
+            cloudinary.config(
+                cloud_name=cloudinary_emulator.cloud_name,
+                api_key=cloudinary_emulator.api_key,
+                api_secret=cloudinary_emulator.api_secret,
+                upload_prefix=cloudinary_emulator.url,
+            )
+            try:
+                picture = make_png(tmp_path / "console.png", seed=31)
+                await asyncio.to_thread(
+                    cloudinary.uploader.upload, str(picture), public_id="console/drop"
+                )
+                await wait_until(pilot, lambda: app.view.index_of("console/drop") is not None, 30)
+                asset = app.store.assets["console/drop"]
+                assert asset.url and asset.url.startswith(cloudinary_emulator.url)
+                assert app.store.job_for("console/drop") is None  # not an upload of ours
+
+                await asyncio.to_thread(cloudinary.uploader.destroy, "console/drop")
+                await wait_until(pilot, lambda: "console/drop" not in app.store.assets, 30)
+            finally:
+                cloudinary.reset_config()
+        assert {row["public_id"] for row in supabase.rows} == set()
+        applied = (await asyncio.wait_for(receiver.stdout.readline(), 10)).decode()
+        assert applied.startswith("200 applied upload: console/drop"), applied
+    finally:
+        receiver.terminate()
+        _, err = await asyncio.wait_for(receiver.communicate(), 30)
+    assert "Traceback" not in err.decode()
+    assert cloudinary_emulator.api_secret not in err.decode()
+    assert all(d.delivered for d in cloudinary_emulator.deliveries)
