@@ -234,4 +234,6 @@ SCENES: dict[str, Scene] = {
     "detail": (lambda d: scene_app(d, with_assets=True), ("enter",), lambda p, d: settle(p)),
     "tasks": (lambda d: scene_app(d, with_assets=True), ("w",), place_jobs),
     "sync-now": (lambda d: scene_app(d, with_assets=True), (), place_sync),
+    "confirm-delete": (lambda d: scene_app(d, with_assets=True), ("d",), lambda p, d: settle(p)),
+    "keys": (lambda d: scene_app(d, with_assets=False), ("question_mark",), lambda p, d: settle(p)),
 }
