@@ -86,7 +86,12 @@ def _thumbnail_mode(image: Image.Image) -> str:
 
 def _save_png_atomically(image: Image.Image, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    # The pid in the name lets the library's sweep remove what a killed process left behind
+    # (`.<name>.<pid>-<random>.tmp`): without it nothing could tell a dead writer's file from
+    # a live one's, and SIGKILL mid-save left temp files in thumbs/ for good.
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{dest.name}.{os.getpid()}-", suffix=".tmp", dir=dest.parent
+    )
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:

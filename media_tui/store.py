@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from media_tui.model import (
     ChangeEvent,
@@ -34,6 +34,9 @@ from media_tui.model import (
     UploadJob,
     utcnow,
 )
+
+# The precision of the commit timestamps deletes carry (see `remote_delete`).
+COMMIT_TIMESTAMP_RESOLUTION = timedelta(milliseconds=1)
 
 
 @dataclass(slots=True)
@@ -374,7 +377,16 @@ class MediaStore:
             if public_id is None:
                 return
             current = self._newest(public_id)
-            if current is not None and self._is_older(committed_at, current.updated_at):
+            # A commit timestamp has only milliseconds (Supabase's `commit_timestamp`, SQLite's
+            # strftime('%f')) while `updated_at` has microseconds, so a delete committed in the
+            # same millisecond as the row's last write looked older than that write and was
+            # ignored, leaving a ghost asset until the next resync. The delete may have committed
+            # at any moment of its millisecond: it is older only if even the end of it is.
+            if (
+                current is not None
+                and committed_at is not None
+                and self._is_older(committed_at + COMMIT_TIMESTAMP_RESOLUTION, current.updated_at)
+            ):
                 return
             self._hidden.pop(public_id, None)
             self._drop_asset(public_id, changes)

@@ -20,10 +20,15 @@ serves both, with no dependency beyond `websockets`, which supabase already inst
 
 Control plane (thread-safe, for tests): `drop_all_sockets()`, `close_all_sockets(code)`,
 `pause_delivery()` / `resume_delivery()`, `delay`, `duplicate_events`, `reorder_events`,
-`write_as_other(op, row)`, `rows`, counters `rest_requests`, `frames_sent`, `sockets_open`,
+`write_as_other(op, row)`, `send_raw(message)` and `send_change_data(data)` (unchecked frames
+for hostile-input tests), `rows`, counters `rest_requests`, `frames_sent`, `sockets_open`,
 `heartbeats` / `heartbeat_seen`, and `requests` (one `(method, path, status)` per HTTP request).
 Fault switches from ref §9 websocket 6: `crash_channels()` (`phx_error`), `expire_channels()`
-(`system` error + `phx_close`), `join_error`, `ignore_joins`, `refuse_sockets(seconds)`. Emulator bugs go to
+(`system` error + `phx_close`), `join_error`, `ignore_joins`, `refuse_sockets(seconds)`. REST fault
+switches (the PostgREST path only, drawn like the Cloudinary emulator's `FaultSwitch`, from
+`seed_rest_faults(seed)`): `rest_latency`, `rest_failure_rate` / `rest_failure_status`,
+`rest_drop_rate`, `rest_match`, with counters `rest_failures_injected`, `rest_drops_injected`,
+`rest_abandoned` and `rest_held`. Emulator bugs go to
 `internal_errors`; frames the real client would never send go to `protocol_violations`; the
 pytest fixture fails the test on either.
 
@@ -127,7 +132,9 @@ _REASONS = {
     409: "Conflict",
     411: "Length Required",
     500: "Internal Server Error",
+    502: "Bad Gateway",
     503: "Service Unavailable",
+    504: "Gateway Timeout",
 }
 _FILTER_OPS = frozenset(
     {"eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "is", "in", "cs", "cd"}
@@ -792,6 +799,23 @@ class SupabaseEmulator:
         self.join_error: str | None = None  # answer every phx_join with status error, this reason
         self.ignore_joins = False  # never answer phx_join: the client reports TIMED_OUT
         self._refuse_until = 0.0  # time.monotonic() until which websocket handshakes get 503
+        # REST fault switches, settable at any time; they touch only /rest/v1/ requests matching
+        # `rest_match` (a regex searched in "METHOD /path?query"; None = all). `rest_latency`
+        # holds a request before the database sees it (a slow gateway); like the gateway's nginx,
+        # a request whose client hung up meanwhile is abandoned, never executed. After the hold,
+        # `rest_drop_rate` closes the connection without an answer and `rest_failure_rate`
+        # answers `rest_failure_status` (503: PGRST001, 504: PGRST003, others the gateway's
+        # code-less body), both before any processing, so nothing is written.
+        self.rest_latency = 0.0
+        self.rest_failure_rate = 0.0
+        self.rest_failure_status = 503
+        self.rest_drop_rate = 0.0
+        self.rest_match: str | None = None
+        self.rest_failures_injected = 0
+        self.rest_drops_injected = 0
+        self.rest_abandoned = 0  # held requests whose client went away before the database saw them
+        self._rest_held = 0
+        self._fault_rng = random.Random(seed)  # its own stream: `reorder_events` keeps its draws
         self.rest_requests = 0
         self.heartbeats = 0
         self.heartbeat_seen = threading.Event()  # set on every heartbeat, for tests to wait on
@@ -963,6 +987,53 @@ class SupabaseEmulator:
 
         self._call(resume)
 
+    def send_raw(self, message: str | bytes | Callable[[str], str]) -> int:
+        """Send what a broken or hostile server might: one frame per socket, never validated.
+
+        A `str` is sent as a text frame and `bytes` as a binary frame, to every open socket; a
+        callable is called with each joined channel's topic and its text sent on that socket
+        (for frames that must name the topic to reach the channel). Returns the frames sent.
+        """
+
+        def send() -> int:
+            sent = 0
+            for sock in list(self._sockets):
+                if sock.writer.transport.is_closing() or sock.protocol.state is not State.OPEN:
+                    continue
+                if callable(message):
+                    texts = [message(topic) for topic in sock.channels]
+                    for text in texts:
+                        sock.protocol.send_text(text.encode("utf-8", "surrogatepass"))
+                        sent += 1
+                elif isinstance(message, bytes):
+                    sock.protocol.send_binary(message)
+                    sent += 1
+                else:
+                    sock.protocol.send_text(message.encode("utf-8", "surrogatepass"))
+                    sent += 1
+                sock.flush()
+            return sent
+
+        return self._call(send)
+
+    def send_change_data(self, data: Any) -> int:
+        """A `postgres_changes` frame whose `data` is exactly `data` (any JSON value, unchecked),
+        addressed to every joined channel's bindings, as a buggy or hostile server could send.
+        Returns the frames sent."""
+
+        def send() -> int:
+            sent = 0
+            for sock in list(self._sockets):
+                for channel in list(sock.channels.values()):
+                    ids = [b.id for b in channel.bindings]
+                    if ids:
+                        payload = {"ids": ids, "data": data}
+                        self._safe_send(sock, channel.topic, "postgres_changes", payload, None)
+                        sent += 1
+            return sent
+
+        return self._call(send)
+
     def write_as_other(self, op: str, row: Mapping[str, Any]) -> Row | None:
         """Write as another operator: same table rules and Realtime events as a REST write.
 
@@ -1032,12 +1103,51 @@ class SupabaseEmulator:
             ):
                 await self._serve_websocket(request, reader, writer)
                 return
-            response = self._http(request)
+            faulted = await self._rest_fault(request, reader, writer)
+            if faulted is _DROPPED:
+                self.requests.append((request.method, request.path, 0))
+                return  # closed without a status line, as a dropped connection looks
+            response = faulted if faulted is not None else self._http(request)
             self.requests.append((request.method, request.path, response.status))
             writer.write(encode_response(response, request.method == "HEAD"))
             await writer.drain()
             if request.headers.get("connection", "").lower() == "close":
                 return
+
+    @property
+    def rest_held(self) -> int:
+        """REST requests being held by `rest_latency` right now."""
+        return self._rest_held
+
+    def seed_rest_faults(self, seed: int) -> None:
+        self._fault_rng = random.Random(seed)
+
+    async def _rest_fault(
+        self, request: HttpRequest, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> HttpResponse | object | None:
+        """Apply the REST fault switches: a response, `_DROPPED`, or None to answer normally."""
+        if not request.path.startswith("/rest/v1/"):
+            return None
+        pattern = self.rest_match
+        if pattern is not None and re.search(pattern, f"{request.method} {request.target}") is None:
+            return None
+        latency = self.rest_latency
+        if latency > 0:
+            self._rest_held += 1
+            try:
+                await asyncio.sleep(latency)
+            finally:
+                self._rest_held -= 1
+            if reader.at_eof() or reader.exception() is not None or writer.is_closing():
+                self.rest_abandoned += 1
+                return _DROPPED  # the client hung up: the gateway never passes the request on
+        if self.rest_drop_rate > 0 and self._fault_rng.random() < self.rest_drop_rate:
+            self.rest_drops_injected += 1
+            return _DROPPED
+        if self.rest_failure_rate > 0 and self._fault_rng.random() < self.rest_failure_rate:
+            self.rest_failures_injected += 1
+            return _failure_response(self.rest_failure_status)
+        return None
 
     def _http(self, request: HttpRequest) -> HttpResponse:
         if request.path.startswith("/realtime/v1/"):
@@ -1560,6 +1670,32 @@ def _column_types(columns: Sequence[str] | Mapping[str, str] | None) -> dict[str
         types = {c: DEFAULT_COLUMNS.get(c, "jsonb") for c in columns}
     types.pop("id", None)
     return {"id": "int8", **types}
+
+
+_DROPPED = object()  # `_rest_fault`'s answer for "close the connection, answer nothing"
+
+# PostgREST's own 503/504 bodies (errors.rst: PGRST001 "could not connect with the database due
+# to an internal error", PGRST003 "timed out acquiring a pool connection"); any other status
+# comes from the gateway in front, whose bodies have no code (ref §3 "Errors").
+_FAILURE_BODIES: dict[int, JSON] = {
+    503: {
+        "code": "PGRST001",
+        "details": None,
+        "hint": None,
+        "message": "Could not connect with the database due to an internal error.",
+    },
+    504: {
+        "code": "PGRST003",
+        "details": None,
+        "hint": None,
+        "message": "Timed out acquiring connection from connection pool.",
+    },
+}
+
+
+def _failure_response(status: int) -> HttpResponse:
+    body = _FAILURE_BODIES.get(status) or {"message": _REASONS.get(status, "Error"), "hint": None}
+    return json_response(status, body)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

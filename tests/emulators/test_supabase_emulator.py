@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, cast
 
+import httpx
 import pytest
 from postgrest.exceptions import APIError
 from postgrest.types import CountMethod, ReturnMethod
@@ -537,3 +538,67 @@ async def test_refused_handshakes_then_reconnect(
     assert any(
         path.startswith("/realtime") and status == 503 for _, path, status in emulator.requests
     )
+
+
+async def _until(condition: Callable[[], bool], limit: float = TIMEOUT) -> None:
+    """Poll a condition that lives on the emulator's thread (there is no event to wait on)."""
+
+    async def poll() -> None:
+        while not condition():  # noqa: ASYNC110 - the state changes on another thread
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(poll(), limit)
+
+
+async def test_rest_faults_fail_or_drop_matching_requests_before_any_write(
+    sb: AsyncClient, emulator: SupabaseEmulator
+) -> None:
+    """503 is PostgREST's PGRST001 body, a drop ends the connection without an answer; both
+    hit only what `rest_match` names, before the database sees the request."""
+    table = sb.table("media_assets")
+    emulator.rest_match = r"^POST "
+    emulator.rest_failure_rate = 1.0
+    with pytest.raises(APIError) as failed:
+        await table.insert(asset("f/1")).execute()
+    assert failed.value.code == "PGRST001"
+    assert rows(await table.select("*").execute()) == []  # a GET is not matched
+    emulator.rest_failure_rate = 0.0
+    emulator.rest_drop_rate = 1.0
+    with pytest.raises(httpx.RemoteProtocolError):
+        await table.insert(asset("f/2")).execute()
+    emulator.rest_drop_rate = 0.0
+    await table.insert(asset("f/3")).execute()
+    assert [row["public_id"] for row in emulator.rows] == ["f/3"]
+    assert (emulator.rest_failures_injected, emulator.rest_drops_injected) == (1, 1)
+    posts = [status for method, _, status in emulator.requests if method == "POST"]
+    assert posts == [503, 0, 201]
+
+
+async def test_rest_latency_holds_a_request_and_abandons_it_if_the_client_hangs_up(
+    sb: AsyncClient, emulator: SupabaseEmulator
+) -> None:
+    """A held request reaches the database only after `rest_latency`, and never if its client
+    went away meanwhile (the gateway drops it)."""
+    emulator.rest_latency = 0.2
+    write = asyncio.create_task(sb.table("media_assets").insert(asset("slow/1")).execute())
+    await _until(lambda: emulator.rest_held == 1)
+    assert emulator.rows == []  # held: nothing written yet
+    await write
+    assert [row["public_id"] for row in emulator.rows] == ["slow/1"]
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", emulator.port)
+    body = json.dumps({"public_id": "slow/2"}).encode()
+    head = (
+        "POST /rest/v1/media_assets HTTP/1.1\r\nHost: emulator\r\n"
+        f"apikey: {emulator.service_key}\r\nAuthorization: Bearer {emulator.service_key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    writer.write(head.encode() + body)
+    await writer.drain()
+    await _until(lambda: emulator.rest_held == 1)
+    writer.close()  # the client dies while its request is held
+    await writer.wait_closed()
+    await _until(lambda: emulator.rest_held == 0)
+    assert await reader.read() == b""  # no answer was ever sent
+    assert emulator.rest_abandoned == 1
+    assert [row["public_id"] for row in emulator.rows] == ["slow/1"]
