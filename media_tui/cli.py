@@ -119,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_doctor(_flags(args), json_mode=json_mode))
         if args.command == "schema":
             return _schema(args)
+        _check_text_arguments(args)
         settings = load_settings(_flags(args))
         _setup_logging(settings)
         if args.command is None:
@@ -158,6 +159,29 @@ def _schema(args: argparse.Namespace) -> int:
         table = load_settings({**_flags(args), "storage": "local", "catalog": "local"}).table
     sys.stdout.write(schema_sql(table))
     return EXIT_OK
+
+
+def _check_text_arguments(args: argparse.Namespace) -> None:
+    """Refuse ids, tags and folders holding bytes that are not UTF-8 (`rm $'\\xff'`).
+
+    Python keeps such argv bytes as lone surrogates, which no catalogue query or row can
+    carry: they failed deep inside with UnicodeEncodeError ("unexpected error … Please report
+    it"), for every file of an upload with such a --tag. File paths are exempt: they are
+    file names, and a file's name may be any bytes.
+    """
+    texts: list[str]
+    name, texts = {
+        "upload": ("--tag", getattr(args, "tag", [])),
+        "rm": ("PUBLIC_ID", getattr(args, "public_ids", [])),
+        "ls": ("--folder", [args.folder] if getattr(args, "folder", None) else []),
+    }.get(args.command, ("", []))
+    for text in texts:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UsageError(
+                f"the {name} {safe_text(text)!r} holds bytes that are not UTF-8 text; type it as text."
+            ) from None
 
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:

@@ -30,7 +30,10 @@ def parse_timestamp(value: str | datetime | None) -> datetime | None:
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
     parsed = datetime.fromisoformat(text)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    # Converted to UTC here, as documented: a far-off offset (a hostile realtime row's
+    # `0001-01-01T00:00:00+23:59`) then fails now, where the row is read and skipped, instead
+    # of with an OverflowError when the detail view or `--json` formats it.
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def format_timestamp(value: datetime | None) -> str | None:
@@ -134,21 +137,25 @@ class MediaAsset:
         """Build an asset from a catalogue row or a `to_json` dict; unknown keys are ignored."""
         tags = row.get("tags") or ()
         duration = row.get("duration")
+        # A realtime payload is not checked against the table's types: a null public_id
+        # would become the asset "None", and a number in a text column crashed the grid.
+        if row["public_id"] is None or row["public_id"] == "":
+            raise ValueError("a catalogue row without a public_id")
         return cls(
             public_id=str(row["public_id"]),
             resource_type=ResourceType(row.get("resource_type") or "image"),
-            format=row.get("format"),
+            format=_text_or_none(row.get("format")),
             bytes=int(row.get("bytes") or 0),
             width=_int_or_none(row.get("width")),
             height=_int_or_none(row.get("height")),
             duration=float(duration) if duration is not None else None,
-            url=row.get("url") or row.get("secure_url"),
-            folder=row.get("folder") or "",
+            url=_text_or_none(row.get("url") or row.get("secure_url")),
+            folder=_text_or_none(row.get("folder")) or "",
             tags=tuple(str(t) for t in tags),
-            checksum=row.get("checksum"),
-            original_filename=row.get("original_filename"),
+            checksum=_text_or_none(row.get("checksum")),
+            original_filename=_text_or_none(row.get("original_filename")),
             version=_int_or_none(row.get("version")),
-            thumbnail=row.get("thumbnail"),
+            thumbnail=_text_or_none(row.get("thumbnail")),
             row_id=_int_or_none(row.get("id")),
             created_at=parse_timestamp(row.get("created_at")),
             updated_at=parse_timestamp(row.get("updated_at")),
@@ -157,6 +164,13 @@ class MediaAsset:
 
 def _int_or_none(value: Any) -> int | None:
     return None if value is None else int(value)
+
+
+def _text_or_none(value: Any) -> str | None:
+    """A text column's value; anything but a string (or null) makes the row unreadable."""
+    if value is None or isinstance(value, str):
+        return value
+    raise TypeError(f"expected text, got {type(value).__name__}")
 
 
 class JobState(StrEnum):

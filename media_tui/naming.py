@@ -26,6 +26,17 @@ def safe_segment(text: str) -> str:
     return cleaned[:MAX_SEGMENT].rstrip("._-") or "file"
 
 
+def storable_name(name: str) -> str:
+    """A file name as valid Unicode: bytes that are not UTF-8 become U+FFFD.
+
+    `os.fsdecode` keeps such bytes as lone surrogates, which no catalogue (SQLite, Postgres),
+    JSON body or HTTP header can hold: storing `bad\\xff.png` as the original file name failed
+    the whole upload with a UnicodeEncodeError. The name is only shown, so the lossy form is
+    right; the path itself is never changed.
+    """
+    return os.fsencode(name).decode("utf-8", "replace")
+
+
 def normalize_folder(folder: str | None) -> str:
     """A folder as the operator typed it (`/a//b/`) in canonical form (`a/b`)."""
     if not folder:

@@ -114,6 +114,10 @@ _UNESCAPED_SPACE = re.compile(r"(?<!\\)\s+")
 _URI_START = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
 # A quoted or backslash-escaped newline makes one name span lines; give up after this many.
 _MAX_JOINED_LINES = 16
+# No path is longer than this many characters even fully backslash-escaped (PATH_MAX is 4096
+# bytes on Linux, 1024 on macOS). shlex builds a token one character at a time, in quadratic
+# time, so a pasted 1 MB run without a space took 15 s to split; longer runs skip shlex.
+_MAX_SHELL_TOKEN = 16 * 1024
 
 
 def split_pasted(text: str, *, cwd: Path | None = None) -> list[str]:
@@ -170,7 +174,7 @@ def _split_lines(lines: list[str], base: Path) -> Iterator[str]:
         elif _is_uri_line(line):
             yield from line.split()
         else:
-            tokens, used = _shell_split(lines, index - 1)
+            tokens, used = _shell_split(lines, index - 1, base)
             index += used - 1
             yield from tokens
 
@@ -184,13 +188,20 @@ def _is_uri_line(line: str) -> bool:
     return bool(tokens) and all(token.lower().startswith("file:") for token in tokens)
 
 
-def _shell_split(lines: list[str], start: int) -> tuple[list[str], int]:
+def _shell_split(lines: list[str], start: int, base: Path) -> tuple[list[str], int]:
     """Shell-split `lines[start]`, joining following lines while a quote or escape is open.
 
+    A line that is an existing path is never joined: a stray quote in pasted junk above it
+    would otherwise swallow it, and the file would silently not be uploaded.
     Returns the tokens and how many lines they used.
     """
     limit = min(len(lines), start + _MAX_JOINED_LINES)
     for end in range(start + 1, limit + 1):
+        line = lines[end - 1]
+        if max(map(len, line.split()), default=0) > _MAX_SHELL_TOKEN:
+            break  # junk, not paths: split plainly below and let `expand` refuse the pieces
+        if end > start + 1 and (_exists(line, base) or _exists(line.strip(), base)):
+            break
         try:
             return shlex.split("\n".join(lines[start:end])), end - start
         except ValueError:  # unbalanced quote or a trailing backslash

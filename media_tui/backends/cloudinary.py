@@ -15,8 +15,9 @@ message. A success is a 2xx whose JSON holds an asset.
 from __future__ import annotations
 
 import asyncio
-import os
+import html
 import random
+import re
 import string
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -30,6 +31,8 @@ from media_tui.backends.multipart import FileRegion, MultipartBody
 from media_tui.config import CloudinarySettings
 from media_tui.errors import PermanentError, TransferError, TransientError
 from media_tui.model import MediaAsset, ResourceType, parse_timestamp
+from media_tui.naming import storable_name
+from media_tui.safe_text import safe_text
 
 MIN_CHUNK = 5 * 1024 * 1024  # every chunk but the last must be at least 5 MiB (§4)
 DEFAULT_CHUNK = 20_000_000  # the SDK's and CLI's chunk size
@@ -44,8 +47,28 @@ def _cloudinary_message(response: httpx.Response) -> str:
         body = response.json()
         message = str(body["error"]["message"])
     except (ValueError, KeyError, TypeError):
-        message = response.text.strip().splitlines()[0] if response.text.strip() else "no message"
+        message = _text_message(response)
+    message = safe_text(message)  # the body is remote text: no ESC or C1 may reach a log
     return message if len(message) <= MAX_MESSAGE else message[:MAX_MESSAGE] + "…"
+
+
+_HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title", re.IGNORECASE | re.DOTALL)
+
+
+def _text_message(response: httpx.Response) -> str:
+    """What a body that is not Cloudinary's JSON says: a proxy's or CDN's HTML page, or nothing.
+
+    Its first line was taken before, so a 502 from nginx read "(502: <html>)". An HTML page
+    says what happened in its <title>; without one, or for an empty body, the status's own
+    reason phrase ("Bad Gateway") is the clearest thing there is.
+    """
+    text = response.text.strip()
+    if text.startswith("<"):
+        title = _HTML_TITLE.search(text)
+        text = " ".join(html.unescape(title.group(1)).split()) if title else ""
+    if not text:
+        return response.reason_phrase or "no message"
+    return text.splitlines()[0]
 
 
 def error_for(response: httpx.Response, what: str) -> TransferError:
@@ -140,7 +163,7 @@ class CloudinaryStorage:
         if request.size > self.chunk_threshold:
             answer = await self._upload_chunked(path, params, request, progress)
         else:
-            region = FileRegion(request.path, 0, request.size, os.fsdecode(request.path.name))
+            region = FileRegion(request.path, 0, request.size, storable_name(request.path.name))
             answer = await self._post_file(
                 path, params, region, progress, {}, what=request.path.name
             )
@@ -154,7 +177,7 @@ class CloudinaryStorage:
         answer: dict[str, Any] = {}
         while offset < total:
             length = min(self.chunk_size, total - offset)  # only the last chunk may be short
-            region = FileRegion(request.path, offset, length, os.fsdecode(request.path.name))
+            region = FileRegion(request.path, offset, length, storable_name(request.path.name))
             headers = {
                 "X-Unique-Upload-Id": upload_id,
                 "Content-Range": f"bytes {offset}-{offset + length - 1}/{total}",
@@ -261,7 +284,7 @@ class CloudinaryStorage:
             folder=request.folder,
             tags=tuple(answer.get("tags") or request.tags),
             checksum=request.checksum,
-            original_filename=request.path.name,
+            original_filename=storable_name(request.path.name),  # a catalogue needs valid UTF-8
             version=answer.get("version"),
             thumbnail=thumbnail_url(url, resource_type) if url else None,
             created_at=parse_timestamp(answer.get("created_at")),

@@ -33,6 +33,7 @@ from media_tui.backends.base import ProgressCallback, UploadRequest
 from media_tui.errors import PermanentError
 from media_tui.imaging import make_thumbnail, probe_image
 from media_tui.model import MediaAsset, ResourceType, utcnow
+from media_tui.naming import storable_name
 
 CHUNK_SIZE = 1 << 20
 """Bytes copied between progress reports and cancellation checks."""
@@ -250,6 +251,13 @@ class LocalStorage:
                 with contextlib.suppress(OSError):
                     if not _owner_alive(tmp.name) or tmp.stat().st_mtime < cutoff:
                         tmp.unlink()
+        # Thumbnails are written through temp files too (`.<sha>.png.<pid>-<random>.tmp`, see
+        # imaging): a process killed while saving one leaves it behind, so sweep those as well.
+        with contextlib.suppress(OSError):
+            for tmp in self.thumbs_dir.glob(".*.tmp"):
+                with contextlib.suppress(OSError):
+                    if not _thumb_owner_alive(tmp.name) or tmp.stat().st_mtime < cutoff:
+                        tmp.unlink()
 
     def _scan_shard(self, shard: Path) -> list[MediaAsset]:
         assets = []
@@ -338,7 +346,15 @@ def _read_into(source: io.BufferedReader, view: memoryview, src: Path) -> int:
 
 def _owner_alive(temp_name: str) -> bool:
     """Whether the process named in `.upload-<pid>-….tmp` still runs (unknown counts as alive)."""
-    pid_text = temp_name[len(_TEMP_PREFIX) :].split("-", 1)[0]
+    return _pid_alive(temp_name[len(_TEMP_PREFIX) :].split("-", 1)[0])
+
+
+def _thumb_owner_alive(temp_name: str) -> bool:
+    """The same for a thumbnail's `.<sha>.png.<pid>-<random>.tmp`."""
+    return _pid_alive(temp_name.removesuffix(".tmp").rsplit(".", 1)[-1].split("-", 1)[0])
+
+
+def _pid_alive(pid_text: str) -> bool:
     if not pid_text.isdigit():
         return True
     try:
@@ -441,7 +457,7 @@ def _asset_for(request: UploadRequest, stored: _Stored) -> MediaAsset:
         folder=request.folder,
         tags=request.tags,
         checksum=request.checksum.strip().lower(),
-        original_filename=request.path.name,
+        original_filename=storable_name(request.path.name),  # a catalogue needs valid UTF-8
         thumbnail=str(stored.thumbnail) if stored.thumbnail else None,
         created_at=now,
         updated_at=now,

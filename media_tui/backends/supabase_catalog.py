@@ -80,9 +80,18 @@ class SupabaseCatalog:
 
     async def _run(self, what: str, query: Any) -> Any:
         try:
-            return await query.execute()
+            response = await query.execute()
         except (APIError, httpx.HTTPError) as exc:
             raise error_for(exc, what) from exc
+        # postgrest-py hands back a 2xx body that is not JSON as a string, which the callers
+        # read as rows, one character each (AttributeError): a captive portal, or a
+        # SUPABASE_URL naming a web site, answers 200 with an HTML page.
+        if isinstance(response.data, str):
+            raise PermanentError(
+                f"Supabase answered {what} with something that is not PostgREST JSON; check "
+                "that SUPABASE_URL is the project's API URL (https://<project>.supabase.co)."
+            )
+        return response
 
     async def page(
         self, *, offset: int = 0, limit: int = 1000, folder: str | None = None

@@ -38,7 +38,7 @@ from media_tui.ui.dialogs import ConfirmDialog, HelpScreen
 from media_tui.ui.grid import AssetGrid
 from media_tui.ui.header import TopBar
 from media_tui.ui.library_view import LibraryView
-from media_tui.ui.prompt import UploadPlan, UploadPrompt
+from media_tui.ui.prompt import SafeInput, UploadPlan, UploadPrompt
 from media_tui.ui.remote_thumbs import RemoteThumbnails
 from media_tui.ui.sync_card import SyncStatus
 from media_tui.ui.tasks import TasksScreen
@@ -101,7 +101,7 @@ class MediaApp(App[int]):
 
     def compose(self) -> ComposeResult:
         yield TopBar(self.store, self.settings, now=self.now, id="topbar")
-        yield Input(
+        yield SafeInput(
             placeholder="Filter: words, tag:x, type:video, folder:a/b — Enter keeps, Esc clears",
             id="filter",
         )
@@ -310,7 +310,9 @@ class MediaApp(App[int]):
         if asset is None or not asset.url:
             self.bell()
             return
-        self.copy_to_clipboard(asset.url)
+        # The clipboard escape sequence carries UTF-8: a lone surrogate in a remote URL (JSON
+        # allows one as an escape) raised UnicodeEncodeError here and took the app down.
+        self.copy_to_clipboard(asset.url.encode("utf-8", "replace").decode("utf-8"))
         self.notify(f"Copied {safe_text(asset.url)}", markup=False, timeout=3)
 
     def action_open_url(self) -> None:

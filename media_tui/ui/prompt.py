@@ -46,6 +46,7 @@ from media_tui.safe_text import safe_text, truncate
 __all__ = [
     "PathsField",
     "Preview",
+    "SafeInput",
     "UploadPlan",
     "UploadPrompt",
     "compute_preview",
@@ -252,6 +253,25 @@ class PathsField(TextArea):
             self.focus()
 
 
+class SafeInput(Input):
+    """A one-line `Input` whose pastes cannot put terminal controls on screen.
+
+    `Input` draws its value as it is, so a pasted or dropped name holding ESC reached the
+    terminal raw (typed keys never carry controls). A paste is inserted as Input does it, first
+    line only, after `safe_text`: controls become U+FFFD.
+    """
+
+    def _on_paste(self, event: events.Paste) -> None:
+        event.prevent_default()  # Input's own handler would insert the raw text
+        event.stop()
+        if event.text:
+            line = safe_text(event.text.splitlines()[0])
+            if self.selection.is_empty:
+                self.insert_text_at_cursor(line)
+            else:
+                self.replace(line, *self.selection)
+
+
 # --------------------------------------------------------------------------------------------
 # The screen
 
@@ -348,10 +368,10 @@ class UploadPrompt(ModalScreen[UploadPlan | None]):
             with Horizontal(id="options"):
                 with Vertical():
                     yield Label("Folder", markup=False)
-                    yield Input(placeholder="e.g. shots/2026", id="folder")
+                    yield SafeInput(placeholder="e.g. shots/2026", id="folder")
                 with Vertical():
                     yield Label("Tags (comma-separated)", markup=False)
-                    yield Input(placeholder="e.g. holiday, beach", id="tags")
+                    yield SafeInput(placeholder="e.g. holiday, beach", id="tags")
             with VerticalScroll(id="preview-scroll", can_focus=False):
                 yield Static(id="preview", markup=False)
 
