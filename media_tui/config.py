@@ -126,7 +126,8 @@ def load_settings(
     )
 
     library_value = _pick(flags, "library", env, "MEDIA_TUI_LIBRARY", file_values, "library", None)
-    library = Path(library_value).expanduser() if library_value else default_library()
+    # Absolute from here on: objects are addressed by file:// URLs, which a relative path has not.
+    library = (Path(library_value).expanduser() if library_value else default_library()).absolute()
 
     storage = _pick(flags, "storage", env, "MEDIA_TUI_STORAGE", file_values, "storage", None)
     storage = storage or ("cloudinary" if cloudinary else "local")

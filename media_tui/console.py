@@ -38,10 +38,26 @@ RESULT_STATUS = {
 }
 
 
-def emit_json(obj: dict[str, Any], stream: TextIO | None = None) -> None:
+def write_line(line: str, stream: TextIO | None = None) -> None:
+    """Write one line of output, and survive the reader going away (`media-tui … | head`).
+
+    A closed pipe raised BrokenPipeError inside the store's subscriber, in the middle of an
+    upload: the worker died and the command hung. The work goes on (nothing is lost); only
+    the rest of the output is dropped.
+    """
     stream = stream or sys.stdout
-    stream.write(safe_json_dumps(obj) + "\n")
-    stream.flush()
+    try:
+        stream.write(line + "\n")
+        stream.flush()
+    except BrokenPipeError:
+        if stream is sys.stdout:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+
+
+def emit_json(obj: dict[str, Any], stream: TextIO | None = None) -> None:
+    write_line(safe_json_dumps(obj), stream)
 
 
 def human_size(size: float) -> str:
@@ -165,8 +181,7 @@ class UploadReporter:
         if self._progress is not None:
             self._progress.console.print(Text(line), soft_wrap=True)
         else:
-            self.stream.write(line + "\n")
-            self.stream.flush()
+            write_line(line, self.stream)
 
     def _show(self, job: UploadJob) -> None:
         if self._progress is None:

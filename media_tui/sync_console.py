@@ -14,7 +14,7 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
-from media_tui.console import emit_json
+from media_tui.console import emit_json, write_line
 from media_tui.safe_text import safe_text
 from media_tui.sync import SyncItem, SyncProgress, SyncReport
 
@@ -87,8 +87,7 @@ class SyncReporter:
             self._print(f"sync: {report.summary()}")
 
     def _print(self, line: str) -> None:
-        self.stream.write(line + "\n")
-        self.stream.flush()
+        write_line(line, self.stream)
 
 
 class WebhookReporter:
@@ -102,5 +101,4 @@ class WebhookReporter:
         if self.json_mode:
             emit_json(result, self.stream)
         else:
-            self.stream.write(f"{result['status']} {safe_text(str(result['result']))}\n")
-            self.stream.flush()
+            write_line(f"{result['status']} {safe_text(str(result['result']))}", self.stream)

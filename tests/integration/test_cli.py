@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.emulators.cloudinary import CloudinaryEmulator
 from tests.integration.media_factory import make_png, make_video
 
 
@@ -321,3 +322,37 @@ async def test_a_feed_watcher_sees_another_process_upload(tmp_path: Path) -> Non
     finally:
         await feed.aclose()
         await catalog.aclose()
+
+
+@pytest.mark.parametrize("outcome", ["uploaded", "failed"])
+def test_a_reader_that_goes_away_does_not_hang_the_upload(
+    tmp_path: Path, cloudinary_emulator: CloudinaryEmulator, outcome: str
+) -> None:
+    """`media-tui upload … --json | head -1`: the pipe closes after one line; the upload still
+    ends (it used to hang when a later line hit the closed pipe inside a worker)."""
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(30):
+        make_png(folder / f"p{i:02d}.png", seed=i)
+    env = cli_env() | {"CLOUDINARY_URL": cloudinary_emulator.cloudinary_url}
+    if outcome == "failed":
+        cloudinary_emulator.faults.failure_rate = 1.0
+        cloudinary_emulator.faults.failure_status = 400  # permanent: every file fails at once
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "media_tui", "upload", str(folder), "--json"),
+            *("--library", str(tmp_path / "lib"), "--concurrency", "2"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    first = json.loads(proc.stdout.readline())
+    assert first["status"] == outcome
+    proc.stdout.close()  # what `head -1` does
+    proc.wait(timeout=120)
+    assert proc.returncode == (0 if outcome == "uploaded" else 1)
+    assert b"Traceback" not in proc.stderr.read()
+    if outcome == "uploaded":
+        assert len(cloudinary_emulator.assets) == 30

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from textual.pilot import Pilot
+
 from media_tui.backends.local import LocalCatalog, LocalStorage
 from media_tui.paths import expand
 from media_tui.ui.app import MediaApp
@@ -11,6 +13,17 @@ from media_tui.ui.dialogs import ConfirmDialog
 from media_tui.ui.sync_card import SyncCard
 from tests.integration.media_factory import make_png
 from tests.ui.conftest import wait_until
+
+
+async def uploaded(pilot: Pilot[object], app: MediaApp) -> None:
+    """Both files in the grid *and* in the catalogue (the grid shows optimistic entries first)."""
+    await wait_until(pilot, lambda: app.store.public_ids() == {"keep", "lose"})
+    await wait_until(
+        pilot,
+        lambda: (
+            bool(app.store.jobs) and all(not job.state.active for job in app.store.jobs.values())
+        ),
+    )
 
 
 async def drift(app: MediaApp) -> tuple[str, str]:
@@ -33,13 +46,7 @@ async def test_sync_now_shows_progress_then_the_result_and_the_grid_follows(
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_until(pilot, app.ready.is_set)
         app.enqueue(expand([str(f) for f in files]).files)
-        await wait_until(pilot, lambda: app.store.public_ids() == {"keep", "lose"})
-        await wait_until(
-            pilot,
-            lambda: (
-                not app.store.jobs or all(not job.state.active for job in app.store.jobs.values())
-            ),
-        )
+        await uploaded(pilot, app)
         recovered, gone = await drift(app)
         await wait_until(pilot, lambda: app.store.public_ids() == {"lose"})
 
@@ -62,7 +69,7 @@ async def test_sync_and_prune_asks_first_then_removes_rows_of_gone_assets(
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_until(pilot, app.ready.is_set)
         app.enqueue(expand([str(f) for f in files]).files)
-        await wait_until(pilot, lambda: app.store.public_ids() == {"keep", "lose"})
+        await uploaded(pilot, app)
         recovered, _ = await drift(app)
 
         app.action_sync(prune=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -167,3 +168,13 @@ def test_secrets_are_masked_everywhere() -> None:
         Secret(SECRET).masked(),
     ):
         assert SECRET not in text
+
+
+def test_a_relative_library_is_made_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Objects are addressed by file:// URLs; a relative library path failed every upload."""
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings({"library": "lib"}, env={"MEDIA_TUI_CONFIG": os.devnull})
+    assert settings.library == tmp_path / "lib"
+    assert settings.library.is_absolute()
