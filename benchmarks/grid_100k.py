@@ -17,7 +17,9 @@ the app to go idle by sleeping in small steps, and that sleeping is not the app'
 - upsert: one store upsert through `LibraryView.apply` and `refresh_entries`, mean over 1,000.
 
 The last row is the ratio between the largest and the smallest size: the Line-API grid and the
-bisect-maintained view should keep it near 1 for everything but the view build.
+bisect-maintained view should keep it near 1 for everything but the view build. As a target
+(`--json`, `python -m benchmarks`) "near 1" is read as ≤ 1.5×: more would mean a cost that grows
+with the library.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 
 from textual.app import App, ComposeResult
 
+from benchmarks.results import Measure, Report, Target, emit
 from benchmarks.seed_library import synthetic_assets
 from media_tui.store import MediaStore
 from media_tui.ui.grid import AssetGrid
@@ -174,13 +177,48 @@ def print_table(results: list[Result]) -> None:
         print(" ".join(cell.rjust(w) for cell, w in zip(cells, widths, strict=True)), "(ratio)")
 
 
-async def main(counts: list[int], pages: int, freeze_gc: bool) -> None:
+async def measure_all(counts: list[int], pages: int, freeze_gc: bool) -> list[Result]:
     await measure(10, 3)  # warm-up: imports, CSS parsing and caches are paid here, not below
-    results = [await measure(count, pages, freeze_gc) for count in counts]
-    print_table(results)
+    return [await measure(count, pages, freeze_gc) for count in counts]
 
 
-if __name__ == "__main__":
+def collect(counts: list[int], pages: int, freeze_gc: bool = False) -> list[Result]:
+    return asyncio.run(measure_all(counts, pages, freeze_gc))
+
+
+NEAR_ONE = Target("ratio", "≤", 1.5, source="grid_100k docstring: near 1")
+MEASURES = (
+    ("view build (full sort)", "view_build", None),
+    ("first paint, CPU", "first_paint", NEAR_ONE),
+    ("PgDn mean, CPU", "pgdn_mean", NEAR_ONE),
+    ("PgDn max, CPU", "pgdn_max", NEAR_ONE),
+    ("grid's own PgDn", "grid_pgdn", NEAR_ONE),
+    ("one upsert", "upsert_mean", NEAR_ONE),
+)
+
+
+def measures(results: list[Result], pages: int) -> list[Measure]:
+    """The largest library against the smallest, its baseline."""
+    if len(results) < 2:
+        return []
+    small, big = results[0], results[-1]
+    sizes = f"{big.count:,} vs {small.count:,} assets (baseline), {pages} PgDn, headless 120×40"
+    return [
+        Measure(
+            "grid alone",
+            name,
+            getattr(big, attr) * 1000,
+            "ms",
+            getattr(small, attr) * 1000,
+            f"{small.count:,} assets",
+            target,
+            sizes,
+        )
+        for name, attr, target in MEASURES
+    ]
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -189,5 +227,16 @@ if __name__ == "__main__":
     parser.add_argument(
         "--freeze-gc", action="store_true", help="gc.freeze() after loading (see the max column)"
     )
+    parser.add_argument("--json", action="store_true", help="print the measures as JSON")
     args = parser.parse_args()
-    asyncio.run(main([int(c) for c in args.counts.split(",")], args.pages, args.freeze_gc))
+    counts = [int(c) for c in args.counts.split(",")]
+    results = collect(counts, args.pages, args.freeze_gc)
+    if args.json:
+        params = {"counts": counts, "pages": args.pages, "freeze_gc": args.freeze_gc}
+        emit(Report("grid_100k", params, results, measures(results, args.pages)))
+    else:
+        print_table(results)
+
+
+if __name__ == "__main__":
+    main()

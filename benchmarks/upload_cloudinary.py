@@ -11,7 +11,10 @@ files, with a fresh emulator state each time:
 - **raw httpx**: signed multipart POSTs (`files=`) on an `httpx.AsyncClient` at media-tui's
   concurrency — the floor cost of the HTTP work alone, with no hashing, catalogue or progress.
 
-It prints the throughput of each and media-tui's ratio to each baseline.
+It prints the throughput of each and media-tui's ratio to each baseline (`--json`: the measures
+as JSON, for `python -m benchmarks`). Targets, from the README, for the small files with 50 ms
+added to every answer (`--latency 0.05`): media-tui ≥ 3× the SDK's sequential loop, ≥ 1× its
+30-thread pool and ≥ 0.9× raw httpx at the same concurrency. The large files have no target.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import cloudinary
 import cloudinary.uploader
 import httpx
 
+from benchmarks.results import Measure, Report, Target, emit
 from media_tui.backends.cloudinary import CloudinaryStorage
 from media_tui.backends.local import LocalCatalog
 from media_tui.config import CloudinarySettings, Secret
@@ -142,6 +146,7 @@ def timed(name: str, files: list[Path], action: Callable[[], None]) -> Result:
 
 
 def bench(url: str, files: list[Path], workdir: Path, label: str, concurrency: int) -> list[Result]:
+    """Upload `files` by each contender in turn; media-tui's result first."""
     cloudinary.config(cloud_name=CLOUD, api_key=API_KEY, api_secret=API_SECRET, upload_prefix=url)
     library = workdir / f"lib-{label}-{concurrency}"
 
@@ -156,18 +161,100 @@ def bench(url: str, files: list[Path], workdir: Path, label: str, concurrency: i
     asyncio.run(run_media_tui(url, warm, workdir / f"warm-{label}", concurrency))
     run_sdk(warm, 2)
     asyncio.run(run_raw_httpx(url, warm, concurrency))
-    results = [
+    return [
         timed(f"media-tui ×{concurrency}", files, media_tui),
         timed("SDK sequential", files, lambda: run_sdk(files, 1)),
         timed("SDK 30 threads", files, lambda: run_sdk(files, 30)),
         timed(f"raw httpx ×{concurrency}", files, raw),
     ]
-    print(f"\n{label}: {len(files)} files, {results[0].total_bytes / 1e6:.0f} MB")
-    print(f"  {'':18} {'seconds':>8} {'MB/s':>8} {'media-tui ×':>12}")
-    for r in results:
-        ratio = results[0].mb_per_s / r.mb_per_s
-        print(f"  {r.name:18} {r.seconds:8.2f} {r.mb_per_s:8.1f} {ratio:12.2f}")
-    return results
+
+
+@dataclass
+class FileSet:
+    kind: str  # "small" or "large"
+    label: str  # e.g. "200 × 256 KiB"
+    results: list[Result]  # media-tui first, then the baselines
+
+
+@dataclass
+class UploadReport:
+    latency: float
+    concurrency: int
+    sets: list[FileSet]
+
+
+def collect(small: int, large: int, latency: float, concurrency: int) -> UploadReport:
+    """Start the emulator in its own process and time every contender on both file sets."""
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    stop = context.Event()
+    server = context.Process(target=_serve, args=(send, stop, latency), daemon=True)
+    server.start()
+    sets = []
+    try:
+        if not receive.poll(30):
+            raise SystemExit("the emulator process did not start")
+        url = receive.recv()
+        with tempfile.TemporaryDirectory() as tmp:
+            smalls, larges = make_files(Path(tmp) / "files", small, large)
+            for kind, files, label in (
+                ("small", smalls, f"{small} × 256 KiB"),
+                ("large", larges, f"{large} × 40 MB"),
+            ):
+                if files:
+                    sets.append(
+                        FileSet(kind, label, bench(url, files, Path(tmp), label, concurrency))
+                    )
+    finally:
+        stop.set()
+        server.join(timeout=10)
+    return UploadReport(latency, concurrency, sets)
+
+
+# The README's targets, for the small files with 50 ms per request: media-tui ÷ each baseline.
+SMALL_TARGETS = {"SDK sequential": 3.0, "SDK 30 threads": 1.0, "raw httpx": 0.9}
+
+
+def measures(report: UploadReport) -> list[Measure]:
+    out = []
+    for file_set in report.sets:
+        ours, *baselines = file_set.results
+        total_mb = ours.total_bytes / 1e6
+        sizes = (
+            f"{file_set.label} ({total_mb:.0f} MB), emulator in its own process "
+            f"+{report.latency * 1000:.0f} ms per request, {report.concurrency} workers"
+        )
+        for baseline in baselines:
+            key = baseline.name.split(" ×")[0]
+            target = None
+            if file_set.kind == "small" and report.latency >= 0.05:
+                target = Target("ratio", "≥", SMALL_TARGETS[key], source="README")
+            out.append(
+                Measure(
+                    f"upload, {file_set.kind} files",
+                    f"throughput vs {baseline.name}",
+                    ours.mb_per_s,
+                    "MB/s",
+                    baseline.mb_per_s,
+                    baseline.name,
+                    target,
+                    sizes,
+                )
+            )
+    return out
+
+
+def print_report(report: UploadReport) -> None:
+    print(f"emulator latency {report.latency * 1000:.0f} ms per request")
+    for file_set in report.sets:
+        results = file_set.results
+        print(
+            f"\n{file_set.label}: {results[0].files} files, {results[0].total_bytes / 1e6:.0f} MB"
+        )
+        print(f"  {'':18} {'seconds':>8} {'MB/s':>8} {'media-tui ×':>12}")
+        for r in results:
+            ratio = results[0].mb_per_s / r.mb_per_s
+            print(f"  {r.name:18} {r.seconds:8.2f} {r.mb_per_s:8.1f} {ratio:12.2f}")
 
 
 def main() -> None:
@@ -178,25 +265,14 @@ def main() -> None:
         "--latency", type=float, default=0.0, help="seconds the emulator adds to every answer"
     )
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY)
+    parser.add_argument("--json", action="store_true", help="print the measures as JSON")
     args = parser.parse_args()
-    context = multiprocessing.get_context("spawn")
-    receive, send = context.Pipe(duplex=False)
-    stop = context.Event()
-    server = context.Process(target=_serve, args=(send, stop, args.latency), daemon=True)
-    server.start()
-    try:
-        if not receive.poll(30):
-            raise SystemExit("the emulator process did not start")
-        url = receive.recv()
-        with tempfile.TemporaryDirectory() as tmp:
-            smalls, larges = make_files(Path(tmp) / "files", args.small, args.large)
-            print(f"emulator latency {args.latency * 1000:.0f} ms per request")
-            bench(url, smalls, Path(tmp), f"{args.small} × 256 KiB", args.concurrency)
-            if larges:
-                bench(url, larges, Path(tmp), f"{args.large} × 40 MB", args.concurrency)
-    finally:
-        stop.set()
-        server.join(timeout=10)
+    report = collect(args.small, args.large, args.latency, args.concurrency)
+    if args.json:
+        params = {k: getattr(args, k) for k in ("small", "large", "latency", "concurrency")}
+        emit(Report("upload_cloudinary", params, report, measures(report)))
+    else:
+        print_report(report)
 
 
 if __name__ == "__main__":
