@@ -45,7 +45,11 @@ def error_for(exc: Exception, what: str) -> TransferError:
         message = exc.message or "no message"
         if code in TRANSIENT_CODES or code.startswith("5"):
             return TransientError(f"Supabase could not answer while {what} ({code}: {message}).")
-        if code in ("PGRST301", "PGRST302", "401", "42501") or "API key" in message:
+        if (
+            code in ("PGRST301", "PGRST302", "401", "42501")
+            or "API key" in message
+            or "authentication credentials" in message  # the API gateway's own 401
+        ):
             return PermanentError(
                 f"Supabase refused the key while {what} ({message}); check SUPABASE_URL and the key "
                 "(the service role key can write; the anon key needs the write policy)."
@@ -55,6 +59,11 @@ def error_for(exc: Exception, what: str) -> TransferError:
                 f"the Supabase table is missing or lacks a column while {what} ({message}); "
                 "create it with the SQL from `media-tui schema`."
             )
+        if not code:
+            # PostgREST's own errors always carry a code; a JSON error without one comes from
+            # the gateway in front of it (e.g. Kong's 502 "An invalid response was received
+            # from the upstream server"), which a retry can get past.
+            return TransientError(f"Supabase's gateway could not answer while {what} ({message}).")
         hint = f" Hint: {exc.hint}" if exc.hint else ""
         return PermanentError(f"Supabase refused {what} ({code}: {message}).{hint}")
     return PermanentError(f"unexpected error while {what} ({type(exc).__name__}: {exc}).")

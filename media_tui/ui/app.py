@@ -20,6 +20,7 @@ from rich.text import Text
 from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
@@ -232,8 +233,10 @@ class MediaApp(App[int]):
         return self.sync_status is not None and self.sync_status.running
 
     def _tick(self) -> None:
-        self.query_one(TopBar).refresh_badges()
-        self.query_one(UploadTray).refresh_cards()
+        # The timer can still fire while the app shuts down and its widgets are gone.
+        with contextlib.suppress(NoMatches):
+            self.query_one(TopBar).refresh_badges()
+            self.query_one(UploadTray).refresh_cards()
 
     def _refresh_status_line(self) -> None:
         view = self.view

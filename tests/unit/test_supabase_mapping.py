@@ -84,3 +84,14 @@ def test_errors_become_one_sentence() -> None:
         and "23505" in str(conflict)
         and "\n" not in str(conflict)
     )
+
+
+def test_a_gateway_error_without_a_code_is_retried_but_its_bad_key_is_not() -> None:
+    """PostgREST's errors always have a code; codeless JSON comes from the gateway in front."""
+    upstream = error_for(
+        APIError({"message": "An invalid response was received from the upstream server"}),
+        "writing a",
+    )
+    assert isinstance(upstream, TransientError) and "gateway" in str(upstream)
+    credentials = error_for(APIError({"message": "Invalid authentication credentials"}), "listing")
+    assert isinstance(credentials, PermanentError) and "the key" in str(credentials)
