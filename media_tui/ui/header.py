@@ -18,6 +18,7 @@ from media_tui.config import Settings
 from media_tui.model import ConnectionState, utcnow
 from media_tui.safe_text import safe_text, truncate
 from media_tui.store import MediaStore
+from media_tui.ui.quiet_update import update_if_changed
 
 CONNECTION_LABEL = {
     ConnectionState.CONNECTING: "◌ connecting",
@@ -67,10 +68,12 @@ class TopBar(Horizontal):
     def refresh_badges(self) -> None:
         state = self.store.connection
         badge = self.query_one("#badge-connection", Static)
-        badge.set_classes(f"badge -{state.value}")
         since = since_text(self.store.connection_since, self.now())
-        badge.update(Text(f"{CONNECTION_LABEL[state]} · {since}"))
+        update_if_changed(
+            badge, Text(f"{CONNECTION_LABEL[state]} · {since}"), f"badge -{state.value}"
+        )
         detail = self.store.connection_detail if state is not ConnectionState.LIVE else None
-        self.query_one("#connection-detail", Static).update(
-            Text(truncate(safe_text(detail or ""), 70))
+        update_if_changed(
+            self.query_one("#connection-detail", Static),
+            Text(truncate(safe_text(detail or ""), 70)),
         )

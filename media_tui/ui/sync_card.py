@@ -16,6 +16,7 @@ from textual.widgets import Static
 from media_tui.safe_text import safe_text, truncate
 from media_tui.sync import SYNC_OUTCOMES, SyncOutcome, SyncProgress, SyncReport
 from media_tui.ui.bars import BAR_WIDTH, CARD_TEXT_WIDTH, bar, percent_text
+from media_tui.ui.quiet_update import show_if, update_if_changed
 
 SYNC_LINGER = timedelta(seconds=8)  # a result has more to read than a finished upload
 
@@ -88,8 +89,8 @@ class SyncCard(Static):
 
     def show_status(self, status: SyncStatus | None, now: datetime) -> None:
         if status is None or not status.visible(now):
-            self.display = False
+            show_if(self, False)
             return
-        self.set_classes("-failed" if status.error else "-syncing" if status.running else "-done")
-        self.update(sync_card_text(status))
-        self.display = True
+        classes = "-failed" if status.error else "-syncing" if status.running else "-done"
+        update_if_changed(self, sync_card_text(status), classes)
+        show_if(self, True)

@@ -20,6 +20,7 @@ from media_tui.model import JobState, UploadJob, utcnow
 from media_tui.safe_text import safe_text, truncate
 from media_tui.store import MediaStore
 from media_tui.ui.bars import BAR_WIDTH, CARD_TEXT_WIDTH, bar, percent_text
+from media_tui.ui.quiet_update import show_if, update_if_changed
 from media_tui.ui.sync_card import SyncCard, SyncStatus
 
 MAX_CARDS = 5
@@ -107,9 +108,8 @@ class UploadCard(Static):
     """One job's card; re-bound to whichever job the tray shows in this slot."""
 
     def show_job(self, job: UploadJob) -> None:
-        self.set_classes(f"-{job.state.value}")
-        self.update(card_text(job))
-        self.display = True
+        update_if_changed(self, card_text(job), f"-{job.state.value}")
+        show_if(self, True)
 
 
 class UploadTray(Vertical):
@@ -146,11 +146,11 @@ class UploadTray(Vertical):
         for card, job in zip(cards, jobs, strict=False):
             card.show_job(job)
         for card in cards[len(jobs) :]:
-            card.display = False
+            show_if(card, False)
         more = self.query_one("#tray-more", Static)
-        more.display = hidden > 0
-        more.update(Text(f"+{hidden} queued", style="bold"))
-        self.display = bool(jobs) or sync_card.display
+        show_if(more, hidden > 0)
+        update_if_changed(more, Text(f"+{hidden} queued", style="bold"))
+        show_if(self, bool(jobs) or sync_card.display)
 
 
 def summary_text(store: MediaStore, paused: bool) -> Text:

@@ -189,8 +189,17 @@ async def settle(pilot: Pilot[object]) -> None:
         if not app.thumbs._pending and app.store.connection is ConnectionState.LIVE:
             break
         await pilot.pause(0.02)
+    # Store changes reach the screen on the app's 30 Hz tick; wait for it, or the picture
+    # depends on whether the last change was painted alone or with the full repaint below.
+    for _ in range(100):
+        if not app._dirty:
+            break
+        await pilot.pause(0.02)
     await pilot.pause()
     app.grid.refresh_entries(None)
+    # One full repaint of everything last, so no widget's picture is a left-over partial update.
+    for widget in app.screen.walk_children():
+        widget.refresh()
     await pilot.pause()
 
 
