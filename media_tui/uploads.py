@@ -34,6 +34,7 @@ from media_tui.journal import Journal
 from media_tui.model import JobState, MediaAsset, UploadJob, utcnow
 from media_tui.naming import disambiguated, normalize_folder, public_id_for
 from media_tui.paths import MediaFile
+from media_tui.safe_text import safe_text
 from media_tui.store import MediaStore
 
 log = logging.getLogger(__name__)
@@ -310,6 +311,10 @@ class UploadQueue:
             error = as_transfer_error(exc)
             if not isinstance(exc, TransferError):
                 log.exception("upload of %s failed unexpectedly", job_id)
+            else:  # what the operator was told, kept for later (the messages hold no secrets)
+                log.warning(
+                    "upload of %s failed: %s", safe_text(job.public_id), safe_text(str(error))
+                )
             self.store.upload_failed(job_id, str(error))
             self._finalize(job_id, JobState.FAILED)
         finally:

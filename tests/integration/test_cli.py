@@ -356,3 +356,33 @@ def test_a_reader_that_goes_away_does_not_hang_the_upload(
     assert b"Traceback" not in proc.stderr.read()
     if outcome == "uploaded":
         assert len(cloudinary_emulator.assets) == 30
+
+
+def test_a_failed_upload_is_recorded_in_the_log(
+    tmp_path: Path, cloudinary_emulator: CloudinaryEmulator
+) -> None:
+    """The one-sentence error the operator saw is kept in <library>/media-tui.log too."""
+    picture = make_png(tmp_path / "refused.png", seed=3)
+    cloudinary_emulator.faults.failure_rate = 1.0
+    cloudinary_emulator.faults.failure_status = 400
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "media_tui",
+            "upload",
+            str(picture),
+            "--json",
+            "--library",
+            str(tmp_path / "lib"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=cli_env() | {"CLOUDINARY_URL": cloudinary_emulator.cloudinary_url},
+    )
+    assert result.returncode == 1
+    error = json_lines(result.stdout)[0]["error"]
+    log_text = (tmp_path / "lib" / "media-tui.log").read_text()
+    assert f"upload of refused failed: {error}" in log_text
+    assert cloudinary_emulator.api_secret not in log_text
