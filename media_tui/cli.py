@@ -9,22 +9,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from logging.handlers import RotatingFileHandler
 from typing import Any
 
 from media_tui import __version__
-from media_tui.backends.factory import Backends, open_backends
+from media_tui.backends.factory import open_backends
 from media_tui.config import Settings, load_settings
-from media_tui.console import UploadReporter, emit_json, human_size
+from media_tui.console import UploadReporter, discard_stdout, emit_json, human_size
 from media_tui.doctor import run_doctor
 from media_tui.errors import ConfigError, MediaError, UsageError
 from media_tui.journal import Journal
 from media_tui.model import MediaAsset
-from media_tui.operations import delete_asset
+from media_tui.operations import catalogue_rows, delete_asset
 from media_tui.paths import expand
 from media_tui.safe_text import safe_text
 from media_tui.schema import schema_sql
@@ -247,7 +246,7 @@ async def _ls(settings: Settings, args: argparse.Namespace) -> int:
         raise UsageError(f"--limit must be at least 1, not {args.limit}.")
     backends = open_backends(settings)
     try:
-        async for asset in _iter_catalog(backends, folder=args.folder, limit=args.limit):
+        async for asset in catalogue_rows(backends.catalog, folder=args.folder, limit=args.limit):
             if args.json:
                 emit_json(asset.to_json())
             else:
@@ -255,20 +254,6 @@ async def _ls(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         await backends.aclose()
     return EXIT_OK
-
-
-async def _iter_catalog(
-    backends: Backends, *, folder: str | None, limit: int | None
-) -> AsyncIterator[MediaAsset]:
-    offset, page_size = 0, 1000
-    while limit is None or offset < limit:
-        size = page_size if limit is None else min(page_size, limit - offset)
-        page = await backends.catalog.page(offset=offset, limit=size, folder=folder)
-        for asset in page.assets:
-            yield asset
-        offset += len(page.assets)
-        if len(page.assets) < size:
-            return
 
 
 def _asset_line(asset: MediaAsset) -> str:
@@ -370,7 +355,6 @@ def run() -> None:
         code = main()
         sys.stdout.flush()
     except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        discard_stdout()
         code = EXIT_FAILED
     sys.exit(code)

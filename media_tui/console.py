@@ -51,9 +51,14 @@ def write_line(line: str, stream: TextIO | None = None) -> None:
         stream.flush()
     except BrokenPipeError:
         if stream is sys.stdout:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            os.close(devnull)
+            discard_stdout()
+
+
+def discard_stdout() -> None:
+    """Point stdout at /dev/null, so that writes after its reader went away are dropped."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def emit_json(obj: dict[str, Any], stream: TextIO | None = None) -> None:

@@ -1,6 +1,8 @@
-"""Operations that span storage, catalogue and store: what `rm` and the TUI's delete share."""
+"""Operations over the backends shared by the CLI, the TUI and sync: delete, read the catalogue."""
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
 
 from media_tui.backends.base import Catalog, Storage
 from media_tui.errors import MediaError, PermanentError
@@ -36,3 +38,18 @@ async def delete_asset(
         raise error from exc
     store.delete_succeeded(public_id)
     return asset
+
+
+async def catalogue_rows(
+    catalog: Catalog, *, folder: str | None = None, limit: int | None = None, page_size: int = 1000
+) -> AsyncIterator[MediaAsset]:
+    """The catalogue's rows newest first, a page at a time: all of them, or the first `limit`."""
+    offset = 0
+    while limit is None or offset < limit:
+        size = page_size if limit is None else min(page_size, limit - offset)
+        page = await catalog.page(offset=offset, limit=size, folder=folder)
+        for asset in page.assets:
+            yield asset
+        offset += len(page.assets)
+        if len(page.assets) < size:
+            return

@@ -17,13 +17,14 @@ original file name, a checksum storage does not carry) is kept.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from media_tui.backends.base import Catalog, Storage
 from media_tui.errors import MediaError, PermanentError
 from media_tui.model import MediaAsset
+from media_tui.operations import catalogue_rows
 
 log = logging.getLogger(__name__)
 
@@ -108,18 +109,6 @@ def merged(row: MediaAsset | None, stored: MediaAsset, fields: tuple[str, ...]) 
 
 def differs(row: MediaAsset, stored: MediaAsset, fields: tuple[str, ...]) -> bool:
     return any(getattr(row, name) != getattr(stored, name) for name in fields)
-
-
-async def catalogue_rows(catalog: Catalog, page_size: int = 1000) -> AsyncIterator[MediaAsset]:
-    """Every row of the catalogue, a page at a time."""
-    offset = 0
-    while True:
-        page = await catalog.page(offset=offset, limit=page_size)
-        for asset in page.assets:
-            yield asset
-        offset += len(page.assets)
-        if len(page.assets) < page_size:
-            return
 
 
 async def reconcile(

@@ -83,7 +83,8 @@ def check_timestamp(timestamp: str | None, now: float) -> None:
         )
 
 
-def check_signature(body: str, timestamp: str, signature: str | None, secret: str) -> None:
+def check_signature(body: str, timestamp: str, signature: str | None, secret: str) -> str:
+    """The signature, normalised, if it is body + timestamp + secret's; else Refused (401)."""
     given = (signature or "").strip().lower()
     if not given:
         raise Refused(401, "the X-Cld-Signature header is missing.")
@@ -98,6 +99,7 @@ def check_signature(body: str, timestamp: str, signature: str | None, secret: st
             401,
             "the signature does not match the body; it was altered, or signed with another secret.",
         )
+    return given
 
 
 class SeenNotifications:
@@ -167,14 +169,13 @@ class Receiver:
             body = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise Refused(400, "the body is not UTF-8 text.") from None
-        check_signature(body, timestamp, request.headers.get("x-cld-signature"), self.secret)
+        key = check_signature(body, timestamp, request.headers.get("x-cld-signature"), self.secret)
         try:
             payload = json.loads(body)
         except ValueError:
             raise Refused(400, "the body is not JSON.") from None
         if not isinstance(payload, dict):
             raise Refused(400, "the body is not a JSON object.")
-        key = request.headers["x-cld-signature"].strip().lower()
         if not await asyncio.to_thread(self.seen.claim, key):
             raise Refused(409, "this notification was already applied; a repeat changes nothing.")
         try:

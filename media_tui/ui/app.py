@@ -223,7 +223,7 @@ class MediaApp(App[int]):
             if changes.assets or changes.reset:
                 self.grid.apply_changes(changes)
             if changes.jobs or self._sync_running():
-                self.query_one(UploadTray).refresh_cards()
+                self._refresh_tray()
                 self._refresh_tasks_screen(changes.jobs)
             if changes.connection:
                 self.query_one(TopBar).refresh_badges()
@@ -236,7 +236,7 @@ class MediaApp(App[int]):
         # The timer can still fire while the app shuts down and its widgets are gone.
         with contextlib.suppress(NoMatches):
             self.query_one(TopBar).refresh_badges()
-            self.query_one(UploadTray).refresh_cards()
+            self._refresh_tray()
 
     def _refresh_status_line(self) -> None:
         view = self.view
