@@ -41,6 +41,7 @@ from media_tui.ui.detail import AssetDetail
 from media_tui.ui.prompt import MAX_REJECTED_LINES, PathsField, UploadPrompt
 from tests.emulators.supabase import SupabaseEmulator
 from tests.integration.media_factory import make_png
+from tests.ui.conftest import isolate_app_environment, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -666,13 +667,7 @@ def test_pasted_binary_junk_gets_a_reason_per_input_and_valid_files_still_go(
 @pytest.fixture
 def tui_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """`MediaApp()` reads the environment: a fresh library, no config file, no cloud settings."""
-    for name in list(os.environ):
-        if name.startswith(("CLOUDINARY_", "SUPABASE_", "NEXT_PUBLIC_SUPABASE", "MEDIA_TUI_")):
-            monkeypatch.delenv(name)
-    library = tmp_path / "library"
-    monkeypatch.setenv("MEDIA_TUI_LIBRARY", str(library))
-    monkeypatch.setenv("MEDIA_TUI_CONFIG", os.devnull)
-    return library
+    return isolate_app_environment(tmp_path, monkeypatch)
 
 
 async def test_the_tui_shows_garbled_rows_without_crashing(
@@ -711,14 +706,7 @@ async def test_the_tui_shows_garbled_rows_without_crashing(
 
 
 async def wait_for(pilot: Any, condition: Callable[[], bool], limit: float = 20.0) -> None:
-    async def poll() -> None:
-        while not condition():
-            await pilot.pause(0.02)
-
-    try:
-        await asyncio.wait_for(poll(), limit)
-    except TimeoutError:
-        raise AssertionError(f"condition not met within {limit} s") from None
+    await wait_until(pilot, condition, limit)
 
 
 async def test_pasting_junk_into_the_tui_shows_reasons_and_uploads_the_valid_files(

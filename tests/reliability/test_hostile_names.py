@@ -35,6 +35,7 @@ from media_tui.ui.detail import AssetDetail
 from media_tui.ui.tasks import TasksScreen
 from tests.emulators.supabase import SupabaseEmulator
 from tests.integration.media_factory import make_png
+from tests.ui.conftest import isolate_app_environment, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -294,24 +295,11 @@ def test_cli_shows_hostile_remote_strings_from_the_supabase_catalogue(
 @pytest.fixture
 def tui_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """`MediaApp()` reads the environment: a fresh library, no config file, no cloud settings."""
-    for name in list(os.environ):
-        if name.startswith(("CLOUDINARY_", "SUPABASE_", "NEXT_PUBLIC_SUPABASE", "MEDIA_TUI_")):
-            monkeypatch.delenv(name)
-    library = tmp_path / "library"
-    monkeypatch.setenv("MEDIA_TUI_LIBRARY", str(library))
-    monkeypatch.setenv("MEDIA_TUI_CONFIG", os.devnull)
-    return library
+    return isolate_app_environment(tmp_path, monkeypatch)
 
 
 async def wait_for(pilot: Any, condition: Callable[[], bool], limit: float = 30.0) -> None:
-    async def poll() -> None:
-        while not condition():
-            await pilot.pause(0.02)
-
-    try:
-        await asyncio.wait_for(poll(), limit)
-    except TimeoutError:
-        raise AssertionError(f"condition not met within {limit} s") from None
+    await wait_until(pilot, condition, limit)
 
 
 async def details_of_every_asset(app: MediaApp, pilot: Any, ids: Iterable[str]) -> list[str]:

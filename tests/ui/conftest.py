@@ -16,8 +16,7 @@ from media_tui.config import Settings
 from media_tui.model import MediaAsset
 
 
-@pytest.fixture(autouse=True)
-def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolate_app_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """`MediaApp()` reads the environment: point it at a fresh library and no config file."""
     for name in list(os.environ):
         if name.startswith(("CLOUDINARY_", "SUPABASE_", "NEXT_PUBLIC_SUPABASE", "MEDIA_TUI_")):
@@ -26,6 +25,11 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("MEDIA_TUI_LIBRARY", str(library))
     monkeypatch.setenv("MEDIA_TUI_CONFIG", os.devnull)
     return library
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return isolate_app_environment(tmp_path, monkeypatch)
 
 
 async def wait_until(
