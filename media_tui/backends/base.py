@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -38,6 +39,28 @@ class UploadRequest:
 class CatalogPage:
     assets: tuple[MediaAsset, ...]
     total: int
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogDigest:
+    """What the consistency probe compares with the store: how many rows, and the newest write."""
+
+    count: int
+    newest: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class NameClaim:
+    """Who may write bytes under a public id right now: one job, for one checksum, until `expires_at`.
+
+    A claim lives from before the bytes move until the catalogue row is written; after that the
+    row itself says whose bytes the name holds. See `Catalog.claim_name`.
+    """
+
+    public_id: str
+    checksum: str
+    owner: str  # the job id
+    expires_at: datetime
 
 
 class Storage(Protocol):
@@ -90,6 +113,34 @@ class Catalog(Protocol):
 
     async def delete(self, public_id: str) -> bool:
         """Delete by `public_id`; return whether a row was there."""
+        ...
+
+    async def count_by_checksum(self, checksum: str) -> int:
+        """How many rows point at these bytes."""
+        ...
+
+    async def digest(self) -> CatalogDigest:
+        """The row count and the newest `updated_at`, for the consistency probe (one cheap query)."""
+        ...
+
+    async def claim_name(
+        self, public_id: str, checksum: str, owner: str, ttl: float
+    ) -> NameClaim:
+        """Claim `public_id` for `owner`'s bytes atomically, in the catalogue's own store.
+
+        The claim is granted (and returned) when nobody holds the name, when `owner` already
+        does (a resumed job; the expiry is renewed), or when the holder's claim has expired (a
+        crashed job). Otherwise the holder's claim is returned unchanged. Atomic across
+        processes: of two callers at the same moment exactly one is granted.
+        """
+        ...
+
+    async def release_name(self, public_id: str, owner: str) -> None:
+        """Drop `owner`'s claim on `public_id` (nothing happens if it is not theirs)."""
+        ...
+
+    async def live_claims(self) -> list[NameClaim]:
+        """Every claim that has not expired: uploads under way somewhere (for `sync`)."""
         ...
 
     async def aclose(self) -> None: ...
