@@ -16,6 +16,7 @@ original file name, a checksum storage does not carry) is kept.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from media_tui.backends.base import Catalog, Storage
 from media_tui.errors import MediaError, PermanentError
 from media_tui.model import MediaAsset
 from media_tui.operations import catalogue_rows
+from media_tui.ordering import version_is_stale
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +191,12 @@ def _key_function(storage: Storage) -> Callable[[MediaAsset], str]:
 
 
 # ------------------------------------------------------------------ notifications
+#
+# Cloudinary redelivers a notification up to 3 times over ~9 minutes and deliveries race one
+# another, so an upload can arrive after the delete that ended it and a delete after the upload
+# that replaced it. Each notification is therefore ordered against what the catalogue holds by
+# the asset's `version` (ordering rule 4) before anything is written; a delete leaves a tombstone,
+# since once its row is gone the version to compare a late upload with would be gone too.
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,12 +206,16 @@ class Applied:
     kind: str
     public_ids: tuple[str, ...] = ()
     ignored: bool = False
+    reason: str | None = None
+    """Why the notification, or part of it, was not applied: it is older than what is known."""
 
     def describe(self) -> str:
         if self.ignored:
-            return f"ignored a {self.kind} notification (nothing to change in the catalogue)"
+            why = self.reason or "nothing to change in the catalogue"
+            return f"ignored a {self.kind} notification ({why})"
         ids = ", ".join(self.public_ids) or "nothing"
-        return f"applied {self.kind}: {ids}"
+        applied = f"applied {self.kind}: {ids}"
+        return f"{applied}; {self.reason}" if self.reason else applied
 
 
 class AssetReader(Storage, Protocol):
@@ -212,41 +224,176 @@ class AssetReader(Storage, Protocol):
     def asset_from_info(self, info: Mapping[str, Any]) -> MediaAsset: ...
 
 
+class NotificationTombstones(Protocol):
+    """The latest version a delete notification ended, per public id.
+
+    A delete removes the row, and with it the version a late upload would be compared with;
+    the tombstone keeps that version so the upload is recognised as stale (ordering rule 4).
+    The methods may block (SQLite): `apply_notification` calls them in a worker thread.
+    """
+
+    def get(self, public_id: str) -> int | None:
+        """The highest version deleted under `public_id`, or None if none is known."""
+        ...
+
+    def record(self, public_id: str, version: int) -> None:
+        """Remember `version` of `public_id` as deleted; a lower one never replaces a higher."""
+        ...
+
+
 async def apply_notification(
-    payload: Mapping[str, Any], catalog: Catalog, storage: AssetReader
+    payload: Mapping[str, Any],
+    catalog: Catalog,
+    storage: AssetReader,
+    tombstones: NotificationTombstones | None = None,
 ) -> Applied:
     """Apply a verified Cloudinary notification: upload → upsert, delete → delete, rename → move.
 
-    Idempotent for one notification: applying it twice leaves the catalogue as once.
-    Raises PermanentError for a payload that lacks what its type needs.
+    Each is ordered by the asset's `version` against the catalogue row's (and against
+    `tombstones`, what earlier deletes ended), so a late or repeated delivery never brings back a
+    deleted asset nor removes a newer one: such a notification is answered as ignored, with the
+    reason. Without `tombstones` only the rows order notifications, and an upload arriving after
+    its delete is applied. Idempotent for one notification: applying it twice leaves the
+    catalogue as once. Raises PermanentError for a payload that lacks what its type needs.
     """
     kind = str(payload.get("notification_type") or "")
     if kind == "upload":
-        asset = _notified_asset(payload, storage)
-        existing = await catalog.get(asset.public_id)
-        saved = await catalog.upsert(merged(existing, asset, storage.sync_fields))
-        return Applied(kind, (saved.public_id,))
+        return await _apply_upload(payload, catalog, storage, tombstones)
     if kind == "delete":
-        resources = payload.get("resources")
-        if not isinstance(resources, list):
-            raise PermanentError("the delete notification has no list of resources.")
-        removed = []
-        for resource in resources:
-            if isinstance(resource, Mapping) and resource.get("type", "upload") == "upload":
-                public_id = _public_id(resource.get("public_id"))
-                await catalog.delete(public_id)
-                removed.append(public_id)
-        return Applied(kind, tuple(removed))
+        return await _apply_delete(payload, catalog, tombstones)
     if kind == "rename":
-        source = _public_id(payload.get("from_public_id"))
-        target = _public_id(payload.get("to_public_id"))
-        asset = _notified_asset({**payload, "public_id": target}, storage)
-        old = await catalog.get(source) or await catalog.get(target)
-        await catalog.upsert(merged(old, asset, storage.sync_fields).replace(public_id=target))
-        if source != target:
-            await catalog.delete(source)
-        return Applied(kind, (source, target))
+        return await _apply_rename(payload, catalog, storage, tombstones)
     return Applied(kind or "untyped", ignored=True)
+
+
+async def _apply_upload(
+    payload: Mapping[str, Any],
+    catalog: Catalog,
+    storage: AssetReader,
+    tombstones: NotificationTombstones | None,
+) -> Applied:
+    asset = _notified_asset(payload, storage)
+    version = _version(payload.get("version"))
+    existing = await catalog.get(asset.public_id)
+    stale = await _why_stale(asset.public_id, version, existing, tombstones)
+    if stale is not None:
+        return Applied("upload", (asset.public_id,), ignored=True, reason=stale)
+    saved = await catalog.upsert(merged(existing, asset, storage.sync_fields))
+    return Applied("upload", (saved.public_id,))
+
+
+async def _apply_delete(
+    payload: Mapping[str, Any], catalog: Catalog, tombstones: NotificationTombstones | None
+) -> Applied:
+    resources = payload.get("resources")
+    if not isinstance(resources, list):
+        raise PermanentError("the delete notification has no list of resources.")
+    removed: list[str] = []
+    kept: list[str] = []
+    for resource in resources:
+        if not (isinstance(resource, Mapping) and resource.get("type", "upload") == "upload"):
+            continue
+        public_id = _public_id(resource.get("public_id"))
+        version = _version(resource.get("version"))
+        # Without a version there is nothing to order by: the delete applies, as it always did.
+        if version is not None:
+            # Recorded before the row goes, and whatever happens to the row: the delete did
+            # happen in storage, and a late upload of this version must find it out.
+            await _record_tombstone(tombstones, public_id, version)
+            row = await catalog.get(public_id)
+            if row is not None and version_is_stale(version, row.version):
+                kept.append(f"{public_id} (at version {row.version}, newer than {version})")
+                continue
+        await catalog.delete(public_id)
+        removed.append(public_id)
+    if kept and not removed:
+        return Applied("delete", ignored=True, reason=_kept_reason(kept))
+    return Applied("delete", tuple(removed), reason=_kept_reason(kept) if kept else None)
+
+
+async def _apply_rename(
+    payload: Mapping[str, Any],
+    catalog: Catalog,
+    storage: AssetReader,
+    tombstones: NotificationTombstones | None,
+) -> Applied:
+    source = _public_id(payload.get("from_public_id"))
+    target = _public_id(payload.get("to_public_id"))
+    asset = _notified_asset({**payload, "public_id": target}, storage)
+    version = _version(payload.get("version"))
+    source_row = await catalog.get(source)
+    target_row = source_row if source == target else await catalog.get(target)
+    # A source row newer than the rename is another asset uploaded under the old name since:
+    # it is neither moved nor deleted (and what only the catalogue knows about it stays its own).
+    newer_source = (
+        source_row
+        if source_row is not None and version_is_stale(version, source_row.version)
+        else None
+    )
+    notes: list[str] = []
+
+    stale = await _why_stale(target, version, target_row, tombstones)
+    if stale is None:
+        base = source_row if source_row is not None and newer_source is None else target_row
+        await catalog.upsert(merged(base, asset, storage.sync_fields).replace(public_id=target))
+    else:
+        notes.append(f"{target} kept: {stale}")
+
+    if source != target:
+        if version is not None:
+            # The old name no longer holds this version: a late upload of it must not return.
+            await _record_tombstone(tombstones, source, version)
+        if newer_source is not None:
+            notes.append(f"{source} kept: at version {newer_source.version}, newer than {version}")
+        else:
+            await catalog.delete(source)
+    reason = "; ".join(notes) or None
+    if stale is not None and (source == target or newer_source is not None):
+        return Applied("rename", (source, target), ignored=True, reason=reason)
+    return Applied("rename", (source, target), reason=reason)
+
+
+async def _why_stale(
+    public_id: str,
+    version: int | None,
+    row: MediaAsset | None,
+    tombstones: NotificationTombstones | None,
+) -> str | None:
+    """Why version `version` of `public_id` must not be written (rule 4), or None if it may."""
+    if version is None:
+        return None  # nothing to order by: applied as it comes, as before there was ordering
+    if row is not None and version_is_stale(version, row.version):
+        return f"{public_id} is at version {row.version} in the catalogue, newer than {version}"
+    if tombstones is not None:
+        deleted = await asyncio.to_thread(tombstones.get, public_id)
+        # Deleted at `deleted` ends every version up to it; only a later upload is a new asset.
+        # (Versions are whole seconds: a re-upload within the second of its delete looks the same
+        # as the deleted one, and is ignored; the next `media-tui sync` adds it.)
+        if deleted is not None and not version_is_stale(deleted, version):
+            return f"{public_id} was deleted at version {deleted}, not older than {version}"
+    return None
+
+
+async def _record_tombstone(
+    tombstones: NotificationTombstones | None, public_id: str, version: int
+) -> None:
+    if tombstones is not None:
+        await asyncio.to_thread(tombstones.record, public_id, version)
+
+
+def _kept_reason(kept: list[str]) -> str:
+    return "re-uploaded since, their rows stay: " + ", ".join(kept)
+
+
+def _version(value: object) -> int | None:
+    """An asset version from a payload: an int, or digits (leniently); None when absent or odd."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return None
 
 
 def _public_id(value: object) -> str:

@@ -11,8 +11,11 @@
 4. claims the signature in a small SQLite table in the library, so the same notification
    delivered twice (or replayed by someone who captured it) has one effect (409 the second
    time), across restarts too;
-5. applies it (`sync.apply_notification`) and answers 200, or 503 when the catalogue could not
-   be reached — the claim is released, so Cloudinary's redelivery can try again.
+5. applies it (`sync.apply_notification`), one at a time, ordered by the asset's version against
+   the catalogue and against the versions deletes ended (a second table in the same file, so a
+   late upload redelivered after a restart still finds its delete), and answers 200 — also when
+   it was ignored as older than what is known — or 503 when the catalogue could not be reached:
+   the claim is released, so Cloudinary's redelivery can try again.
 
 `GET /healthz` answers 200 for probes. The log says what was applied; never the secret, the
 signature or the body.
@@ -31,7 +34,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +44,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from media_tui.backends.base import Catalog
-from media_tui.errors import ConfigError, MediaError, PermanentError
+from media_tui.errors import ConfigError, MediaError, PermanentError, TransientError
 from media_tui.safe_text import safe_text
-from media_tui.sync import Applied, AssetReader, apply_notification
+from media_tui.sync import Applied, AssetReader, NotificationTombstones, apply_notification
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +105,17 @@ def check_signature(body: str, timestamp: str, signature: str | None, secret: st
     return given
 
 
+FORGET_AFTER = MAX_AGE + MAX_AHEAD
+"""Seconds a signature or a tombstone is kept: past that, what it guards against is refused
+by its timestamp anyway, so nothing that could still be accepted is ever forgotten."""
+
+
 class SeenNotifications:
     """Signatures already applied, in SQLite beside the library, forgotten after `MAX_AGE`.
 
     A notification older than that is refused by its timestamp anyway, so nothing that could
-    still be accepted is ever forgotten.
+    still be accepted is ever forgotten. The same file holds `tombstones`, the versions that
+    delete notifications ended, kept as long and for the same reason.
     """
 
     def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
@@ -118,12 +127,17 @@ class SeenNotifications:
         self._db.execute(
             "create table if not exists seen (signature text primary key, at real not null)"
         )
+        self._db.execute(
+            "create table if not exists deleted ("
+            "public_id text primary key, version integer not null, at real not null)"
+        )
+        self.tombstones = DeletedVersions(self._db, self._lock, clock)
 
     def claim(self, signature: str) -> bool:
         """Record the signature; False if it was already there (blocking: run in a thread)."""
         now = self._clock()
         with self._lock:
-            self._db.execute("delete from seen where at < ?", (now - MAX_AGE - MAX_AHEAD,))
+            self._db.execute("delete from seen where at < ?", (now - FORGET_AFTER,))
             cursor = self._db.execute(
                 "insert or ignore into seen (signature, at) values (?, ?)", (signature, now)
             )
@@ -139,6 +153,56 @@ class SeenNotifications:
             self._db.close()
 
 
+class DeletedVersions:
+    """`NotificationTombstones` in SQLite: the highest version deleted per public id.
+
+    Kept `FORGET_AFTER` seconds after the last delete of that id: an upload notification it
+    could make stale is, by then, refused by its timestamp before it is applied. Blocking, like
+    `SeenNotifications.claim`: `apply_notification` calls it in a worker thread. A database
+    error is a `TransientError`, so the receiver answers 503 and Cloudinary redelivers, rather
+    than applying a notification it could not order.
+    """
+
+    def __init__(
+        self, db: sqlite3.Connection, lock: threading.Lock, clock: Callable[[], float]
+    ) -> None:
+        self._db = db
+        self._lock = lock
+        self._clock = clock
+
+    def get(self, public_id: str) -> int | None:
+        cutoff = self._clock() - FORGET_AFTER
+        try:
+            with self._lock:
+                row = self._db.execute(
+                    "select version from deleted where public_id = ? and at >= ?",
+                    (public_id, cutoff),
+                ).fetchone()
+        except sqlite3.Error as exc:
+            raise TransientError(
+                f"the record of deleted assets could not be read ({exc})."
+            ) from exc
+        return None if row is None else int(row[0])
+
+    def record(self, public_id: str, version: int) -> None:
+        now = self._clock()
+        try:
+            with self._lock:
+                self._db.execute("delete from deleted where at < ?", (now - FORGET_AFTER,))
+                # A delayed delete of an older version never lowers the tombstone; any delete
+                # renews how long it is kept, since its own redeliveries may still come.
+                self._db.execute(
+                    "insert into deleted (public_id, version, at) values (?, ?, ?) "
+                    "on conflict (public_id) do update set "
+                    "version = max(version, excluded.version), at = excluded.at",
+                    (public_id, version, now),
+                )
+        except sqlite3.Error as exc:
+            raise TransientError(
+                f"the record of deleted assets could not be written ({exc})."
+            ) from exc
+
+
 @dataclass
 class Receiver:
     """Everything a request needs: the secret, the catalogue, and what was already applied."""
@@ -149,6 +213,15 @@ class Receiver:
     seen: SeenNotifications
     clock: Callable[[], float] = time.time
     on_result: Callable[[dict[str, Any]], None] | None = None
+    # One notification at a time: each reads the row (and tombstone) and then writes, so two
+    # deliveries about one asset applied at once could both pass the version check and the
+    # older could land last. Notifications are few; waiting counts against APPLY_TIMEOUT.
+    _applying: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
+
+    @property
+    def tombstones(self) -> NotificationTombstones:
+        """What deletes ended, kept beside the seen signatures (so a restart keeps it too)."""
+        return self.seen.tombstones
 
     async def receive(self, request: Request) -> JSONResponse:
         try:
@@ -179,8 +252,10 @@ class Receiver:
         if not await asyncio.to_thread(self.seen.claim, key):
             raise Refused(409, "this notification was already applied; a repeat changes nothing.")
         try:
-            async with asyncio.timeout(APPLY_TIMEOUT):
-                return await apply_notification(payload, self.catalog, self.storage)
+            async with asyncio.timeout(APPLY_TIMEOUT), self._applying:
+                return await apply_notification(
+                    payload, self.catalog, self.storage, tombstones=self.tombstones
+                )
         except PermanentError as exc:
             # Retrying cannot help a payload we cannot use: keep the claim, say why.
             raise Refused(422, f"the notification could not be applied: {exc}") from None

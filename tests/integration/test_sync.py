@@ -5,17 +5,21 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cloudinary
 import cloudinary.uploader
 import pytest
 
+from media_tui.backends.cloudinary import CloudinaryStorage
 from media_tui.backends.local import LocalCatalog, LocalStorage
+from media_tui.config import CloudinarySettings, Secret
 from media_tui.paths import expand
 from media_tui.store import MediaStore
-from media_tui.sync import reconcile
+from media_tui.sync import Applied, apply_notification, reconcile
 from media_tui.uploads import UploadQueue
 from tests.emulators.cloudinary import CloudinaryEmulator
 from tests.integration.media_factory import make_png
@@ -189,3 +193,207 @@ async def test_local_library_sync_matches_objects_by_checksum(tmp_path: Path) ->
         assert {r.checksum for r in rows} == {o.checksum for o in objects}
     finally:
         await catalog.aclose()
+
+
+# ------------------------------------------------------ notifications out of order (rule 4)
+#
+# Cloudinary redelivers a notification up to 3 times over ~9 minutes, and deliveries race each
+# other, so an upload can arrive after the delete that ended it, and a delete after the upload
+# that replaced it. Each case below is the order a real redelivery can produce.
+
+V1, V2 = 1_700_000_000, 1_700_000_500  # asset versions: the Unix second of each upload
+
+
+class MemoryTombstones:
+    """`NotificationTombstones` in a dict: the highest deleted version per public id."""
+
+    def __init__(self) -> None:
+        self.versions: dict[str, int] = {}
+
+    def get(self, public_id: str) -> int | None:
+        return self.versions.get(public_id)
+
+    def record(self, public_id: str, version: int) -> None:
+        self.versions[public_id] = max(version, self.versions.get(public_id, version))
+
+
+def uploaded(public_id: str, version: int | None, width: int = 300) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "notification_type": "upload",
+        "timestamp": "2027-01-15T08:00:00+00:00",
+        "public_id": public_id,
+        "width": width,
+        "height": 400,
+        "format": "png",
+        "resource_type": "image",
+        "type": "upload",
+        "bytes": 1237,
+        "secure_url": f"https://res.example/demo/image/upload/v{version}/{public_id}.png",
+    }
+    if version is not None:
+        payload["version"] = version
+    return payload
+
+
+def deleted(public_id: str, version: int | None) -> dict[str, Any]:
+    resource: dict[str, Any] = {"resource_type": "image", "type": "upload", "public_id": public_id}
+    if version is not None:
+        resource["version"] = version
+    return {"notification_type": "delete", "resources": [resource]}
+
+
+def renamed(source: str, target: str, version: int, width: int = 300) -> dict[str, Any]:
+    return uploaded(target, version, width) | {
+        "notification_type": "rename",
+        "from_public_id": source,
+        "to_public_id": target,
+    }
+
+
+@dataclass
+class Notified:
+    catalog: LocalCatalog
+    storage: CloudinaryStorage
+    tombstones: MemoryTombstones
+
+    async def apply(self, payload: dict[str, Any]) -> Applied:
+        return await apply_notification(
+            payload, self.catalog, self.storage, tombstones=self.tombstones
+        )
+
+    async def version_of(self, public_id: str) -> int | None:
+        row = await self.catalog.get(public_id)
+        assert row is not None, f"{public_id} has no row"
+        return row.version
+
+
+@pytest.fixture
+async def notified(tmp_path: Path) -> AsyncIterator[Notified]:
+    catalog = await LocalCatalog(tmp_path / "lib").open()
+    # Reading a notification needs no network: the API base is never called.
+    storage = CloudinaryStorage(
+        CloudinarySettings("demo", "123456789012345", Secret("s"), "http://127.0.0.1:9")
+    )
+    try:
+        yield Notified(catalog, storage, MemoryTombstones())
+    finally:
+        await storage.aclose()
+        await catalog.aclose()
+
+
+async def test_a_late_upload_after_its_delete_does_not_bring_the_row_back(
+    notified: Notified,
+) -> None:
+    await notified.apply(uploaded("sky", V1))
+    await notified.apply(deleted("sky", V1))
+    late = await notified.apply(uploaded("sky", V1))  # the upload's redelivery, after the delete
+    assert late.ignored and "deleted" in late.describe()
+    assert await notified.catalog.get("sky") is None
+
+
+async def test_a_delayed_delete_keeps_the_row_of_an_asset_uploaded_again_since(
+    notified: Notified,
+) -> None:
+    await notified.apply(uploaded("sky", V1))
+    await notified.apply(uploaded("sky", V2))  # re-uploaded under the same public id
+    late = await notified.apply(deleted("sky", V1))  # the delete of the first upload, delayed
+    assert late.ignored and "newer" in late.describe()
+    assert await notified.version_of("sky") == V2
+    assert notified.tombstones.get("sky") == V1  # recorded either way
+
+
+async def test_a_duplicate_delete_does_not_remove_what_came_after_the_first(
+    notified: Notified,
+) -> None:
+    await notified.apply(uploaded("sky", V1))
+    assert not (await notified.apply(deleted("sky", V1))).ignored
+    assert await notified.catalog.get("sky") is None
+    await notified.apply(uploaded("sky", V2))
+    again = await notified.apply(deleted("sky", V1))  # the same delete, delivered once more
+    assert again.ignored
+    assert await notified.version_of("sky") == V2
+    # The tombstone never moves back, and the upload it ended stays ended.
+    assert notified.tombstones.get("sky") == V1
+    assert (await notified.apply(uploaded("sky", V1))).ignored
+    assert await notified.version_of("sky") == V2
+
+
+async def test_an_older_upload_arriving_after_a_newer_one_is_ignored(notified: Notified) -> None:
+    await notified.apply(uploaded("sky", V2, width=90))
+    late = await notified.apply(uploaded("sky", V1, width=300))
+    assert late.ignored and str(V2) in late.describe()
+    row = await notified.catalog.get("sky")
+    assert row is not None and (row.version, row.width) == (V2, 90)
+
+
+async def test_an_upload_with_a_later_version_after_a_delete_is_a_re_upload(
+    notified: Notified,
+) -> None:
+    await notified.apply(uploaded("sky", V1))
+    await notified.apply(deleted("sky", V1))
+    assert not (await notified.apply(uploaded("sky", V2))).ignored
+    assert await notified.version_of("sky") == V2
+
+
+async def test_a_late_upload_of_a_renamed_asset_does_not_bring_the_old_name_back(
+    notified: Notified,
+) -> None:
+    await notified.apply(renamed("a", "b", V1))  # the rename overtook the upload it follows
+    late = await notified.apply(uploaded("a", V1))
+    assert late.ignored
+    assert await notified.catalog.get("a") is None
+    assert await notified.version_of("b") == V1
+
+
+async def test_a_late_rename_does_not_overwrite_a_target_uploaded_since(
+    notified: Notified,
+) -> None:
+    await notified.apply(uploaded("a", V1, width=300))
+    await notified.apply(uploaded("b", V2, width=90))  # b was renamed away and uploaded again
+    applied = await notified.apply(renamed("a", "b", V1, width=300))
+    assert not applied.ignored and "b" in applied.describe()
+    row = await notified.catalog.get("b")
+    assert row is not None and (row.version, row.width) == (V2, 90)
+    assert await notified.catalog.get("a") is None  # the source did move away at V1
+
+
+async def test_a_late_rename_does_not_delete_a_source_uploaded_again_since(
+    notified: Notified,
+) -> None:
+    await notified.apply(uploaded("a", V1))
+    await notified.apply(uploaded("a", V2, width=90))  # a new asset under the old name
+    await notified.apply(renamed("a", "b", V1))
+    row = await notified.catalog.get("a")
+    assert row is not None and (row.version, row.width) == (V2, 90)
+    assert await notified.version_of("b") == V1
+    assert notified.tombstones.get("a") == V1
+
+
+async def test_a_late_rename_does_not_recreate_a_target_deleted_since(notified: Notified) -> None:
+    await notified.apply(uploaded("a", V1))
+    await notified.apply(deleted("b", V1))  # renamed to b, then deleted: the delete came first
+    await notified.apply(renamed("a", "b", V1))
+    assert await notified.catalog.get("b") is None
+    assert await notified.catalog.get("a") is None
+
+
+async def test_notifications_without_a_version_apply_as_they_come(notified: Notified) -> None:
+    await notified.apply(uploaded("sky", V2, width=90))
+    assert not (await notified.apply(uploaded("sky", None, width=300))).ignored
+    row = await notified.catalog.get("sky")
+    assert row is not None and row.width == 300
+    await notified.apply(deleted("sky", None))
+    assert await notified.catalog.get("sky") is None
+    assert notified.tombstones.get("sky") is None  # nothing to record without a version
+
+
+async def test_without_tombstones_the_row_versions_still_order_notifications(
+    notified: Notified,
+) -> None:
+    async def apply(payload: dict[str, Any]) -> Applied:
+        return await apply_notification(payload, notified.catalog, notified.storage)
+
+    await apply(uploaded("sky", V2))
+    assert (await apply(uploaded("sky", V1))).ignored
+    assert (await apply(deleted("sky", V1))).ignored
+    assert await notified.version_of("sky") == V2

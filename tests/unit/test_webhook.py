@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,7 @@ from media_tui.config import CloudinarySettings, Secret
 from media_tui.model import MediaAsset
 from media_tui.webhook import (
     MAX_BODY,
+    DeletedVersions,
     Receiver,
     SeenNotifications,
     build_app,
@@ -163,10 +166,16 @@ async def test_delete_and_rename_are_applied(harness: Harness) -> None:
     assert await harness.ids() == {"a/one", "b/renamed"}
     moved = await harness.catalog.get("b/renamed")
     assert moved is not None and moved.folder == "b" and moved.original_filename == "sky.png"
+    # A real delete names the version it deleted (cloudinary.md §8): the one uploaded above.
     delete = {
         "notification_type": "delete",
         "resources": [
-            {"resource_type": "image", "type": "upload", "public_id": "a/one", "version": 1}
+            {
+                "resource_type": "image",
+                "type": "upload",
+                "public_id": "a/one",
+                "version": 1618505146,
+            }
         ],
     }
     assert (await harness.post(delete, timestamp=NOW + 3)).status == 200
@@ -286,3 +295,111 @@ def test_seen_notifications_are_forgotten_after_the_window(tmp_path: Path) -> No
         assert seen.claim(key)
     finally:
         seen.close()
+
+
+# ------------------------------------------------- out-of-order deliveries (ordering rule 4)
+#
+# A redelivery is signed anew (its own timestamp, so its own signature): the replay guard lets
+# it through, and only the asset's version can tell that it is late.
+
+V1, V2 = 1618505146, 1618505746  # two uploads under one public id, ten minutes apart
+
+
+def delete_payload(public_id: str, version: int) -> dict[str, Any]:
+    return {
+        "notification_type": "delete",
+        "resources": [
+            {"resource_type": "image", "type": "upload", "public_id": public_id, "version": version}
+        ],
+    }
+
+
+def restart(harness: Harness, tmp_path: Path) -> None:
+    """What a restart of `media-tui webhook` keeps: only what is in the database file."""
+    harness.receiver.seen.close()
+    harness.receiver.seen = SeenNotifications(tmp_path / "lib" / "seen.sqlite3", clock=lambda: NOW)
+
+
+async def test_a_late_upload_after_a_delete_is_not_applied_even_after_a_restart(
+    harness: Harness, tmp_path: Path
+) -> None:
+    assert (await harness.post(upload_payload(version=V1))).status == 200
+    assert (await harness.post(delete_payload("shots/sky", V1), timestamp=NOW + 1)).status == 200
+    restart(harness, tmp_path)
+    late = await harness.post(upload_payload(version=V1), timestamp=NOW + 2)  # the redelivery
+    assert late.status == 200, late.body
+    assert "ignored" in late.body["result"] and "deleted" in late.body["result"]
+    assert await harness.ids() == set()
+    # A later upload under the same id is a new asset, and it is applied.
+    assert (await harness.post(upload_payload(version=V2), timestamp=NOW + 3)).status == 200
+    assert await harness.ids() == {"shots/sky"}
+
+
+async def test_a_delayed_delete_keeps_an_asset_uploaded_again_since(harness: Harness) -> None:
+    assert (await harness.post(upload_payload(version=V1))).status == 200
+    assert (await harness.post(upload_payload(version=V2), timestamp=NOW + 1)).status == 200
+    late = await harness.post(delete_payload("shots/sky", V1), timestamp=NOW + 2)
+    assert late.status == 200 and "ignored" in late.body["result"]
+    row = await harness.catalog.get("shots/sky")
+    assert row is not None and row.version == V2
+    # Delivered once more: still the newer asset's row.
+    assert (await harness.post(delete_payload("shots/sky", V1), timestamp=NOW + 3)).status == 200
+    assert await harness.ids() == {"shots/sky"}
+
+
+async def test_an_older_upload_after_a_newer_one_changes_nothing(harness: Harness) -> None:
+    assert (await harness.post(upload_payload(version=V2, width=90))).status == 200
+    late = await harness.post(upload_payload(version=V1, width=300), timestamp=NOW + 1)
+    assert late.status == 200 and "ignored" in late.body["result"]
+    row = await harness.catalog.get("shots/sky")
+    assert row is not None and (row.version, row.width) == (V2, 90)
+    assert harness.results[-1]["kind"] == "upload"
+
+
+async def test_a_rename_overtaking_its_upload_leaves_one_row_after_a_restart(
+    harness: Harness, tmp_path: Path
+) -> None:
+    rename = upload_payload("b/renamed", version=V1, notification_type="rename")
+    rename |= {"from_public_id": "a/two", "to_public_id": "b/renamed"}
+    assert (await harness.post(rename)).status == 200
+    restart(harness, tmp_path)
+    late = await harness.post(upload_payload("a/two", version=V1), timestamp=NOW + 1)
+    assert late.status == 200 and "ignored" in late.body["result"]
+    assert await harness.ids() == {"b/renamed"}
+
+
+def test_tombstones_survive_a_restart_keep_the_highest_version_and_expire(
+    tmp_path: Path,
+) -> None:
+    now = [float(NOW)]
+    path = tmp_path / "seen.sqlite3"
+    seen = SeenNotifications(path, clock=lambda: now[0])
+    seen.tombstones.record("sky", V2)
+    seen.tombstones.record("sky", V1)  # a delayed delete of an older version
+    seen.close()
+    seen = SeenNotifications(path, clock=lambda: now[0])
+    try:
+        assert seen.tombstones.get("sky") == V2
+        assert seen.tombstones.get("other") is None
+        now[0] += 3 * 3600  # any upload it could stop is refused by its timestamp by now
+        assert seen.tombstones.get("sky") is None
+    finally:
+        seen.close()
+
+
+async def test_a_delete_whose_tombstone_cannot_be_written_answers_503_and_redelivers(
+    harness: Harness, tmp_path: Path
+) -> None:
+    assert (await harness.post(upload_payload(version=V1))).status == 200
+    working = harness.receiver.seen.tombstones
+    broken = sqlite3.connect(tmp_path / "broken.sqlite3", check_same_thread=False)
+    broken.close()  # every statement on it now raises sqlite3.ProgrammingError
+    harness.receiver.seen.tombstones = DeletedVersions(broken, threading.Lock(), lambda: NOW)
+    sent = await harness.post(delete_payload("shots/sky", V1), timestamp=NOW + 1)
+    assert sent.status == 503 and "redeliver" in sent.body["error"]
+    assert await harness.ids() == {"shots/sky"}  # not deleted without its tombstone
+    harness.receiver.seen.tombstones = working
+    again = await harness.post(delete_payload("shots/sky", V1), timestamp=NOW + 1)  # same one
+    assert again.status == 200
+    assert await harness.ids() == set()
+    assert working.get("shots/sky") == V1
