@@ -45,3 +45,10 @@ class PermanentError(TransferError):
 
     def __init__(self, message: str, *, status: int | None = None):
         super().__init__(message, transient=False, status=status)
+
+
+class NameTaken(PermanentError):
+    """Storage already holds other bytes under the public id an upload asked for.
+
+    The upload queue answers it by moving the job to the name's content-hash variant.
+    """

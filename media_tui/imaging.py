@@ -12,6 +12,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 from PIL import Image, ImageOps
 
@@ -38,7 +39,7 @@ def normalise_format(pillow_format: str) -> str:
     return _FORMAT_ALIASES.get(lowered, lowered)
 
 
-def probe_image(path: Path) -> tuple[str, int, int] | None:
+def probe_image(path: Path | BinaryIO) -> tuple[str, int, int] | None:
     """Return `(format, width, height)` of an image file, or None if Pillow cannot read it.
 
     Synchronous. Only the header is read (`Image.open` is lazy), so this is cheap even for

@@ -62,6 +62,8 @@ def schema_sql(table: str = DEFAULT_TABLE) -> str:
         tags_idx=f'"{name}_tags_idx"',
         read_policy=f'"{name}_read"',
         write_policy=f'"{name}_write"',
+        claims=f'public."{name}_claims"',
+        claims_policy=f'"{name}_claims_write"',
     )
 
 
@@ -146,6 +148,22 @@ create policy {read_policy} on {table}
   for select to anon, authenticated using (true);
 drop policy if exists {write_policy} on {table};
 create policy {write_policy} on {table}
+  for all to authenticated using (true) with check (true);
+
+-- Name claims: before an upload's bytes move, media-tui inserts (public_id, checksum, owner job)
+-- here; the primary key makes that insert the one atomic decision between two operators
+-- uploading different files under one name. A claim lives until the asset's row is written
+-- (or expires, if its uploader crashed and never came back). Not in the realtime publication.
+create table if not exists {claims} (
+  public_id  text primary key check (public_id <> ''),
+  checksum   text not null,
+  owner      text not null,
+  expires_at timestamptz not null
+);
+grant select, insert, update, delete on {claims} to authenticated, service_role;
+alter table {claims} enable row level security;
+drop policy if exists {claims_policy} on {claims};
+create policy {claims_policy} on {claims}
   for all to authenticated using (true) with check (true);
 
 -- Realtime streams only tables in the supabase_realtime publication. `alter publication ...

@@ -13,7 +13,7 @@ in a job ever escapes into the caller's event loop.
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import contextlib
 import logging
 import os
 import random
@@ -21,15 +21,16 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from functools import partial
 from typing import TypeVar
 
 import httpx
 
 from media_tui.backends.base import Catalog, Storage, UploadRequest
-from media_tui.errors import PermanentError, TransferError, TransientError
+from media_tui.content import read_for_upload
+from media_tui.errors import NameTaken, PermanentError, TransferError, TransientError
 from media_tui.journal import Journal
 from media_tui.model import JobState, MediaAsset, UploadJob, utcnow
 from media_tui.naming import disambiguated, normalize_folder, public_id_for
@@ -39,7 +40,10 @@ from media_tui.store import MediaStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-HASH_CHUNK = 1 << 20
+
+CLAIM_TTL = 600.0
+"""Seconds a name claim lasts unless renewed; a crashed uploader's claim is free after this."""
+CLAIM_RENEW_EVERY = CLAIM_TTL / 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,23 +68,6 @@ def as_transfer_error(exc: BaseException) -> TransferError:
     if isinstance(exc, (httpx.TransportError, ConnectionError, TimeoutError)):
         return TransientError(f"network error ({type(exc).__name__}: {exc}); it will be retried")
     return PermanentError(f"unexpected error ({type(exc).__name__}: {exc})")
-
-
-def sha256_file(path: Path, cancelled: threading.Event | None = None) -> str:
-    """The file's sha256 (blocking: run it in a thread)."""
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            while chunk := handle.read(HASH_CHUNK):
-                if cancelled is not None and cancelled.is_set():
-                    raise asyncio.CancelledError
-                digest.update(chunk)
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise PermanentError(
-            f"cannot read {os.fsdecode(path)} ({reason}); check the file is still there and readable."
-        ) from None
-    return digest.hexdigest()
 
 
 class ProgressMeter:
@@ -332,11 +319,14 @@ class UploadQueue:
         job_id = job.job_id
         cancelled = threading.Event()
         try:
-            checksum = await asyncio.to_thread(sha256_file, job.path, cancelled)
+            # One read: a small file's bytes are hashed and sent from the same buffer; a large
+            # one is fingerprinted here and verified again as it streams (media_tui.content).
+            content, fingerprint = await asyncio.to_thread(read_for_upload, job.path, cancelled)
         except asyncio.CancelledError:
             cancelled.set()
             raise
-        self.store.job_updated(job_id, checksum=checksum)
+        checksum = fingerprint.sha256
+        self.store.job_updated(job_id, checksum=checksum, size=fingerprint.size)
 
         existing = await self._claim_checksum(job_id, checksum)
         if existing is None:
@@ -353,26 +343,40 @@ class UploadQueue:
                 self._finalize(job_id, JobState.DUPLICATE)
             return existing
 
-        public_id = await self._free_public_id(job, checksum)
-        request = UploadRequest(
-            path=job.path,
-            public_id=public_id,
-            resource_type=job.resource_type,
-            size=job.size,
-            checksum=checksum,
-            folder=job.folder,
-            tags=job.tags,
-        )
+        refused: set[str] = set()
+        while True:
+            public_id = await self._claim_public_id(job, checksum, refused)
+            request = UploadRequest(
+                path=job.path,
+                public_id=public_id,
+                resource_type=job.resource_type,
+                size=fingerprint.size,
+                checksum=checksum,
+                folder=job.folder,
+                tags=job.tags,
+                md5=fingerprint.md5,
+                content=content,
+            )
+            try:
+                async with self._holding_claim(public_id, checksum, job_id):
+                    row = await self._store_and_record(job_id, request)
+            except NameTaken:
+                # Storage holds bytes nobody claimed under this name (the console, another
+                # tool): never overwritten; the job moves to the content-hash variant.
+                refused.add(public_id)
+                continue
+            self.store.upload_succeeded(job_id, row)
+            self._finalize(job_id, JobState.DONE)
+            return row
+
+    async def _store_and_record(self, job_id: str, request: UploadRequest) -> MediaAsset:
         stored = await self._with_retry(job_id, lambda: self._upload_once(job_id, request))
-        self.store.job_updated(job_id, state=JobState.SYNCING, bytes_sent=job.size)
+        self.store.job_updated(job_id, state=JobState.SYNCING, bytes_sent=request.size)
         # Once the bytes are stored the row must be written, even if the job is cancelled now:
         # a cancel at this point would leave an asset the catalogue does not know.
-        row = await asyncio.shield(
+        return await asyncio.shield(
             self._with_retry(job_id, lambda: self.catalog.upsert(stored), state=JobState.SYNCING)
         )
-        self.store.upload_succeeded(job_id, row)
-        self._finalize(job_id, JobState.DONE)
-        return row
 
     async def _claim_checksum(self, job_id: str, checksum: str) -> MediaAsset | None:
         """Same bytes twice in one batch: the second waits for the first and is its duplicate."""
@@ -384,16 +388,89 @@ class UploadQueue:
         self._inflight_owner[checksum] = job_id
         return None
 
-    async def _free_public_id(self, job: UploadJob, checksum: str) -> str:
-        """Keep the job's id unless other bytes already live under it; then pick a stable variant."""
-        holder = await self._with_retry(job.job_id, lambda: self.catalog.get(job.public_id))
-        if holder is None or holder.checksum == checksum:
-            return job.public_id
-        public_id = disambiguated(job.public_id, checksum)
-        if self.journal is not None:
-            await asyncio.to_thread(self.journal.record_retarget, job.job_id, public_id)
-        self.store.job_updated(job.job_id, public_id=public_id)
-        return public_id
+    async def _claim_public_id(self, job: UploadJob, checksum: str, refused: set[str]) -> str:
+        """The name this job's bytes go under, claimed in the catalogue before they move.
+
+        The job's own id if it is free or already holds these bytes, else its content-hash
+        variant. The claim is the atomic step (`Catalog.claim_name`): of two processes asking
+        for one name with different bytes, exactly one gets it and the other takes the
+        variant. The row is read only after the claim is held, so a name whose row was written
+        (and its claim released) just before is seen too.
+        """
+        job_id = job.job_id
+        variant = disambiguated(job.public_id, checksum)
+        for public_id in (job.public_id, variant):
+            if public_id in refused:
+                continue
+            claim = await self._with_retry(
+                job_id, partial(self.catalog.claim_name, public_id, checksum, job_id, CLAIM_TTL)
+            )
+            if claim.owner != job_id and claim.checksum != checksum:
+                continue  # other bytes are on their way under this name
+            holder = await self._with_retry(job_id, partial(self.catalog.get, public_id))
+            if holder is not None and holder.checksum != checksum:
+                if claim.owner == job_id:
+                    await self._release_claim(public_id, job_id)
+                continue
+            if public_id != self._current_public_id(job):
+                if self.journal is not None:
+                    await asyncio.to_thread(self.journal.record_retarget, job_id, public_id)
+                self.store.job_updated(job_id, public_id=public_id)
+            return public_id
+        raise PermanentError(
+            f"both {job.public_id} and {variant} already hold other files, so "
+            f"{os.fsdecode(job.path)} was not uploaded; rename it or choose another folder."
+        )
+
+    def _current_public_id(self, job: UploadJob) -> str:
+        current = self.store.job(job.job_id)
+        return current.public_id if current is not None else job.public_id
+
+    @contextlib.asynccontextmanager
+    async def _holding_claim(
+        self, public_id: str, checksum: str, owner: str
+    ) -> AsyncIterator[None]:
+        """Keep the claim alive while the bytes move; release it once the row is written.
+
+        A failed or cancelled job releases it too. Shutting down keeps it: the job resumes on
+        the next start under the same job id, which is the claim's owner.
+        """
+        renewal = asyncio.create_task(self._renew_claim(public_id, checksum, owner))
+        released = False
+        try:
+            yield
+            released = True
+        except asyncio.CancelledError:
+            # Shutting down keeps the claim for the resume; so does a cancel that came while
+            # the row was being written (shielded, still on its way): released now, another
+            # process could claim the name before that row lands.
+            job = self.store.job(owner)
+            released = not self._closing and (job is None or job.state is not JobState.SYNCING)
+            raise
+        except BaseException:
+            released = True
+            raise
+        finally:
+            renewal.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewal
+            if released:
+                await asyncio.shield(self._release_claim(public_id, owner))
+
+    async def _renew_claim(self, public_id: str, checksum: str, owner: str) -> None:
+        while True:
+            # Real time on purpose: a claim's lifetime is wall-clock time in a shared store.
+            await asyncio.sleep(CLAIM_RENEW_EVERY)
+            try:
+                await self.catalog.claim_name(public_id, checksum, owner, CLAIM_TTL)
+            except Exception as exc:  # the next round tries again; the claim lasts CLAIM_TTL
+                log.warning("could not renew the claim on %s: %s", safe_text(public_id), exc)
+
+    async def _release_claim(self, public_id: str, owner: str) -> None:
+        try:
+            await self.catalog.release_name(public_id, owner)
+        except Exception as exc:  # harmless: an unreleased claim expires after CLAIM_TTL
+            log.warning("could not release the claim on %s: %s", safe_text(public_id), exc)
 
     async def _upload_once(self, job_id: str, request: UploadRequest) -> MediaAsset:
         self.store.job_updated(job_id, bytes_sent=0, bytes_per_second=0.0)

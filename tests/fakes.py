@@ -10,7 +10,13 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
-from media_tui.backends.base import CatalogPage, ProgressCallback, UploadRequest
+from media_tui.backends.base import (
+    CatalogDigest,
+    CatalogPage,
+    NameClaim,
+    ProgressCallback,
+    UploadRequest,
+)
 from media_tui.model import MediaAsset, utcnow
 
 
@@ -67,6 +73,7 @@ class FakeCatalog:
         self.rows: dict[str, MediaAsset] = {}
         self.failures: list[Exception] = []
         self.upserts = 0
+        self.claims: dict[str, NameClaim] = {}
         self._next_id = 1
 
     async def page(
@@ -99,6 +106,30 @@ class FakeCatalog:
 
     async def delete(self, public_id: str) -> bool:
         return self.rows.pop(public_id, None) is not None
+
+    async def digest(self) -> CatalogDigest:
+        stamps = [a.updated_at for a in self.rows.values() if a.updated_at is not None]
+        return CatalogDigest(count=len(self.rows), newest=max(stamps, default=None))
+
+    async def count_by_checksum(self, checksum: str) -> int:
+        return sum(1 for a in self.rows.values() if a.checksum == checksum)
+
+    async def claim_name(self, public_id: str, checksum: str, owner: str, ttl: float) -> NameClaim:
+        now = utcnow()
+        held = self.claims.get(public_id)
+        if held is not None and held.owner != owner and held.expires_at > now:
+            return held
+        claim = NameClaim(public_id, checksum, owner, now + timedelta(seconds=ttl))
+        self.claims[public_id] = claim
+        return claim
+
+    async def release_name(self, public_id: str, owner: str) -> None:
+        if (held := self.claims.get(public_id)) is not None and held.owner == owner:
+            del self.claims[public_id]
+
+    async def live_claims(self) -> list[NameClaim]:
+        now = utcnow()
+        return [c for c in self.claims.values() if c.expires_at > now]
 
     async def aclose(self) -> None:
         pass

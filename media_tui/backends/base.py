@@ -11,11 +11,12 @@ for what it cannot, each with an operator-ready message.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Literal, Protocol
 
+from media_tui.content import Fingerprint
 from media_tui.model import ChangeEvent, ConnectionState, MediaAsset, ResourceType
 
 ProgressCallback = Callable[[int], None]
@@ -33,6 +34,15 @@ class UploadRequest:
     checksum: str  # sha256 hex of the file's bytes
     folder: str = ""
     tags: tuple[str, ...] = ()
+    md5: str | None = None  # md5 hex of the same bytes: what Cloudinary reports as `etag`
+    # The file's bytes when they were read whole to be hashed (small files): storage sends
+    # exactly these and does not open the file again. Otherwise storage streams the file and
+    # must check it still has these size and hashes (`media_tui.content.StreamVerifier`).
+    content: bytes | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def fingerprint(self) -> Fingerprint:
+        return Fingerprint(self.size, self.checksum, self.md5 or "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,9 +133,7 @@ class Catalog(Protocol):
         """The row count and the newest `updated_at`, for the consistency probe (one cheap query)."""
         ...
 
-    async def claim_name(
-        self, public_id: str, checksum: str, owner: str, ttl: float
-    ) -> NameClaim:
+    async def claim_name(self, public_id: str, checksum: str, owner: str, ttl: float) -> NameClaim:
         """Claim `public_id` for `owner`'s bytes atomically, in the catalogue's own store.
 
         The claim is granted (and returned) when nobody holds the name, when `owner` already
@@ -159,5 +167,15 @@ class ChangeFeed(Protocol):
     def state(self) -> ConnectionState: ...
 
     def events(self) -> AsyncIterator[ChangeEvent]: ...
+
+    @property
+    def backlog(self) -> int:
+        """Events received but not yet handed to the consumer (0 when it has caught up)."""
+        ...
+
+    def request_resync(self) -> None:
+        """Make the running `events()` stream send a fresh `Resync` soon (the consistency
+        probe's repair); taken the same way as after a reconnect. Never blocks or raises."""
+        ...
 
     async def aclose(self) -> None: ...

@@ -29,7 +29,8 @@ from cloudinary.utils import api_sign_request
 from media_tui.backends.base import ProgressCallback, UploadRequest
 from media_tui.backends.multipart import FileRegion, MultipartBody
 from media_tui.config import CloudinarySettings
-from media_tui.errors import PermanentError, TransferError, TransientError
+from media_tui.content import StreamVerifier, check_stored, read_error
+from media_tui.errors import NameTaken, PermanentError, TransferError, TransientError
 from media_tui.model import MediaAsset, ResourceType, parse_timestamp
 from media_tui.naming import storable_name
 from media_tui.safe_text import safe_text
@@ -155,29 +156,59 @@ class CloudinaryStorage:
     async def upload(self, request: UploadRequest, progress: ProgressCallback) -> MediaAsset:
         params = {
             "public_id": request.public_id,
-            "overwrite": "1",  # a retried or resumed job replaces its own earlier attempt
+            # Never replace what is there: a name taken by other bytes comes back as
+            # `existing: true` with their etag (NameTaken), while our own earlier attempt (a
+            # retry, a resumed job) comes back with our etag and counts as stored.
+            "overwrite": "0",
             "tags": ",".join(request.tags),
             "context": f"{CHECKSUM_CONTEXT_KEY}={request.checksum}",
         }
         path = f"{request.resource_type.value}/upload"
+        verifier = (
+            None
+            if request.content is not None
+            else StreamVerifier(request.path, request.fingerprint)
+        )
         if request.size > self.chunk_threshold:
-            answer = await self._upload_chunked(path, params, request, progress)
+            answer = await self._upload_chunked(path, params, request, progress, verifier)
         else:
-            region = FileRegion(request.path, 0, request.size, storable_name(request.path.name))
+            region = self._region(request, 0, request.size, verifier)
             answer = await self._post_file(
                 path, params, region, progress, {}, what=request.path.name
             )
         return self._asset(answer, request)
 
+    @staticmethod
+    def _region(
+        request: UploadRequest, offset: int, length: int, verifier: StreamVerifier | None
+    ) -> FileRegion:
+        data = request.content
+        return FileRegion(
+            request.path,
+            offset,
+            length,
+            storable_name(request.path.name),
+            data=None if data is None else data[offset : offset + length],
+            verifier=verifier,
+            last=offset + length == request.size,
+        )
+
     async def _upload_chunked(
-        self, path: str, params: dict[str, str], request: UploadRequest, progress: ProgressCallback
+        self,
+        path: str,
+        params: dict[str, str],
+        request: UploadRequest,
+        progress: ProgressCallback,
+        verifier: StreamVerifier | None,
     ) -> dict[str, Any]:
         upload_id = "".join(self._rng.choices(string.ascii_lowercase + string.digits, k=16))
         total, offset = request.size, 0
         answer: dict[str, Any] = {}
         while offset < total:
             length = min(self.chunk_size, total - offset)  # only the last chunk may be short
-            region = FileRegion(request.path, offset, length, storable_name(request.path.name))
+            region = self._region(request, offset, length, verifier)
+            if verifier is not None:
+                verifier.checkpoint()  # a resent chunk is hashed again from here
             headers = {
                 "X-Unique-Upload-Id": upload_id,
                 "Content-Range": f"bytes {offset}-{offset + length - 1}/{total}",
@@ -215,6 +246,8 @@ class CloudinaryStorage:
             except TransientError:
                 if attempt == CHUNK_ATTEMPTS:
                     raise
+            if region.verifier is not None:
+                region.verifier.rewind()
             backoff = min(10.0, 0.5 * 2.0 ** (attempt - 1))
             await self._sleep(backoff / 2 + self._rng.uniform(0, backoff / 2))
             attempt += 1
@@ -244,9 +277,7 @@ class CloudinaryStorage:
                 f"the connection to Cloudinary failed while sending {what} ({type(exc).__name__})."
             ) from exc
         except OSError as exc:
-            raise PermanentError(
-                f"cannot read {what} ({exc}); check the file is still there."
-            ) from exc
+            raise read_error(region.path, exc) from exc
         return self._json_answer(response, what)
 
     def _json_answer(self, response: httpx.Response, what: str) -> dict[str, Any]:
@@ -268,6 +299,17 @@ class CloudinaryStorage:
         if not answer.get("public_id") or answer.get("done") is False:
             raise PermanentError(
                 f"Cloudinary answered the upload of {request.path.name} without an asset."
+            )
+        etag = answer.get("etag")
+        etag = etag if isinstance(etag, str) else None
+        if answer.get("existing") and request.md5 and etag and etag.strip('"') != request.md5:
+            raise NameTaken(
+                f"Cloudinary already holds other bytes under {request.public_id}.",
+            )
+        if request.md5:
+            stored = answer.get("bytes")
+            check_stored(
+                request.path, request.fingerprint, stored if isinstance(stored, int) else None, etag
             )
         resource_type = ResourceType(answer.get("resource_type") or request.resource_type.value)
         url = answer.get("secure_url") or answer.get("url")

@@ -118,7 +118,20 @@ _MIGRATION_1 = (
     """,
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_MIGRATION_1,)
+# Name claims (see `LocalCatalog.claim_name`): who may write bytes under a public id until its
+# row is written. Not logged in `changes`: a claim is no asset, and no feed shows it.
+_MIGRATION_2 = (
+    """
+    CREATE TABLE claims (
+        public_id  TEXT PRIMARY KEY,
+        checksum   TEXT NOT NULL,
+        owner      TEXT NOT NULL,
+        expires_at TEXT NOT NULL CHECK (julianday(expires_at) IS NOT NULL)
+    )
+    """,
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_MIGRATION_1, _MIGRATION_2)
 """Each entry: the statements taking the schema from version `index` to `index + 1`."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

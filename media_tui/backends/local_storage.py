@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Literal
 
 from media_tui.backends.base import ProgressCallback, UploadRequest
+from media_tui.content import ContentChanged
 from media_tui.errors import PermanentError
 from media_tui.imaging import make_thumbnail, probe_image
 from media_tui.model import MediaAsset, ResourceType, utcnow
@@ -220,12 +221,14 @@ class LocalStorage:
             raise _library_error(exc, self.objects_dir) from exc
         tmp = Path(tmp_name)
         try:
-            digest = _copy_and_hash(request.path, fd, cancel, report)
+            if request.content is not None:
+                # These bytes were hashed when read: `checksum` is theirs by construction.
+                _write_content(request.content, fd, cancel, report)
+                digest = checksum
+            else:
+                digest = _copy_and_hash(request.path, fd, cancel, report)
             if digest != checksum:
-                raise PermanentError(
-                    f"{request.path} changed while it was being uploaded; run the upload "
-                    "again once nothing is writing to it."
-                )
+                raise ContentChanged(request.path)
             _publish(tmp, target)
         except BaseException as exc:
             with contextlib.suppress(OSError):
@@ -321,6 +324,22 @@ def _copy_and_hash(
     finally:
         os.close(fd)
     return digest.hexdigest()
+
+
+def _write_content(
+    content: bytes, fd: int, cancel: threading.Event, report: Callable[[int], None]
+) -> None:
+    """Write bytes already read (and hashed) into `fd` (closed on return)."""
+    view = memoryview(content)
+    try:
+        for start in range(0, len(view), CHUNK_SIZE):
+            if cancel.is_set():
+                raise _CopyCancelled
+            _write_all(fd, view[start : start + CHUNK_SIZE])
+            report(min(len(view), start + CHUNK_SIZE))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _write_all(fd: int, data: memoryview) -> None:
@@ -430,7 +449,8 @@ def _extension(path: Path) -> str | None:
 def _naming_format(request: UploadRequest) -> str | None:
     """The extension the object is stored under: what the bytes are, for images Pillow reads."""
     if request.resource_type is ResourceType.IMAGE:
-        probe = probe_image(request.path)
+        source = request.path if request.content is None else io.BytesIO(request.content)
+        probe = probe_image(source)
         if probe is not None:
             return probe[0]
     return _extension(request.path)

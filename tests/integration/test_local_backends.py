@@ -286,7 +286,7 @@ async def test_checksum_mismatch_fails_and_leaves_nothing(library: Path, tmp_pat
     src = write_random(tmp_path / "moving.bin", 2 * MIB)
     request = request_for(src, checksum=hashlib.sha256(b"what it used to be").hexdigest())
 
-    with pytest.raises(PermanentError, match="changed while it was being uploaded"):
+    with pytest.raises(PermanentError, match="changed while it was uploading"):
         await storage.upload(request, lambda _n: None)
 
     assert leftovers(storage) == []
