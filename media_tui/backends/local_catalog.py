@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from media_tui.backends.base import CatalogPage
+from media_tui.backends.base import CatalogDigest, CatalogPage, NameClaim
 from media_tui.backends.local_db import (
     CATALOG_FILENAME,
     DEFAULT_BUSY_TIMEOUT,
@@ -118,6 +118,10 @@ class LocalCatalog:
             lambda conn: int(conn.execute(sql, (checksum,)).fetchone()[0])
         )
 
+    async def digest(self) -> CatalogDigest:
+        """Row count and newest `updated_at` in one statement (one consistent read)."""
+        return await self._worker.run(_digest)
+
     async def upsert(self, asset: MediaAsset) -> MediaAsset:
         """Insert or update by public_id; the catalogue sets updated_at (and created_at once)."""
         return await self._worker.run(lambda conn: self._upsert(conn, asset))
@@ -129,6 +133,26 @@ class LocalCatalog:
 
     async def delete(self, public_id: str) -> bool:
         return await self._worker.run(lambda conn: self._delete(conn, public_id))
+
+    async def claim_name(self, public_id: str, checksum: str, owner: str, ttl: float) -> NameClaim:
+        """Claim a name in one write transaction, so two processes can't both get it."""
+        return await self._worker.run(lambda conn: _claim(conn, public_id, checksum, owner, ttl))
+
+    async def release_name(self, public_id: str, owner: str) -> None:
+        sql = "DELETE FROM claims WHERE public_id = ? AND owner = ?"
+
+        def release(conn: sqlite3.Connection) -> None:
+            with write_transaction(conn):
+                conn.execute(sql, (public_id, owner))
+
+        await self._worker.run(release)
+
+    async def live_claims(self) -> list[NameClaim]:
+        now = format_timestamp(utcnow())
+        sql = "SELECT * FROM claims WHERE expires_at > ? ORDER BY public_id"
+        return await self._worker.run(
+            lambda conn: [_claim_of(row) for row in conn.execute(sql, (now,))]
+        )
 
     # --- for the change feed and maintenance -------------------------------------------------
 
@@ -234,6 +258,39 @@ def _page(conn: sqlite3.Connection, offset: int, limit: int, folder: str | None)
             (*params, limit, offset),
         ).fetchall()
     return CatalogPage(assets=tuple(row_to_asset(row) for row in rows), total=total)
+
+
+def _claim(
+    conn: sqlite3.Connection, public_id: str, checksum: str, owner: str, ttl: float
+) -> NameClaim:
+    """Grant the claim if the name is free, ours already, or its holder's claim expired."""
+    now = utcnow()
+    with write_transaction(conn):  # BEGIN IMMEDIATE: the read and the write are one step
+        row = conn.execute("SELECT * FROM claims WHERE public_id = ?", (public_id,)).fetchone()
+        if row is not None:
+            held = _claim_of(row)
+            if held.owner != owner and held.expires_at > now:
+                return held
+        claim = NameClaim(public_id, checksum, owner, now + timedelta(seconds=ttl))
+        conn.execute(
+            "INSERT OR REPLACE INTO claims (public_id, checksum, owner, expires_at) "
+            "VALUES (?, ?, ?, ?)",
+            (public_id, checksum, owner, format_timestamp(claim.expires_at)),
+        )
+    return claim
+
+
+def _claim_of(row: sqlite3.Row) -> NameClaim:
+    expires_at = parse_timestamp(row["expires_at"])
+    assert expires_at is not None  # NOT NULL, CHECKed to be a date-time
+    return NameClaim(row["public_id"], row["checksum"], row["owner"], expires_at)
+
+
+def _digest(conn: sqlite3.Connection) -> CatalogDigest:
+    # updated_at is stored in one fixed-width UTC form (`format_timestamp`), so the text
+    # maximum is the newest instant.
+    count, newest = conn.execute("SELECT count(*), max(updated_at) FROM assets").fetchone()
+    return CatalogDigest(count=int(count), newest=parse_timestamp(newest))
 
 
 def _one(conn: sqlite3.Connection, condition: str, value: str) -> MediaAsset | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -18,10 +19,17 @@ from postgrest.exceptions import APIError
 from postgrest.types import CountMethod
 from supabase import AsyncClient, acreate_client
 
-from media_tui.backends.base import CatalogPage
+from media_tui.backends.base import CatalogDigest, CatalogPage, NameClaim
 from media_tui.config import SupabaseSettings
 from media_tui.errors import PermanentError, TransferError, TransientError
-from media_tui.model import CATALOG_COLUMNS, SERVER_COLUMNS, MediaAsset
+from media_tui.model import (
+    CATALOG_COLUMNS,
+    SERVER_COLUMNS,
+    MediaAsset,
+    format_timestamp,
+    parse_timestamp,
+    utcnow,
+)
 
 # Columns the app writes; `id`, `created_at` and `updated_at` belong to the database.
 WRITABLE = tuple(c for c in CATALOG_COLUMNS if c not in SERVER_COLUMNS)
@@ -77,6 +85,7 @@ class SupabaseCatalog:
     def __init__(self, settings: SupabaseSettings) -> None:
         self.settings = settings
         self.table = settings.table
+        self.claims_table = claims_table_for(settings.table)
         self._client: AsyncClient | None = None
         self._lock = asyncio.Lock()
 
@@ -150,6 +159,103 @@ class SupabaseCatalog:
         )
         return bool(response.data)
 
+    async def digest(self) -> CatalogDigest:
+        """Count and newest `updated_at` in one request: the newest row's stamp, with the
+        exact count PostgREST puts in Content-Range (one statement, so the two agree)."""
+        sb = await self.client()
+        query = (
+            sb.table(self.table)
+            .select("updated_at", count=CountMethod.exact)
+            .order("updated_at", desc=True)
+            .limit(1)
+        )
+        response = await self._run("checking the catalogue", query)
+        newest = parse_timestamp(response.data[0]["updated_at"]) if response.data else None
+        count = response.count if response.count is not None else len(response.data)
+        return CatalogDigest(count=count, newest=newest)
+
+    async def claim_name(self, public_id: str, checksum: str, owner: str, ttl: float) -> NameClaim:
+        """Claim a name with PostgREST's atomic statements; no read-then-write.
+
+        1. `INSERT … ON CONFLICT DO NOTHING` (`resolution=ignore-duplicates`): a row back means
+           the name was free and is ours.
+        2. Otherwise read the holder. If it is us, or its claim has expired, take it over with
+           an UPDATE filtered on the holder we read (`owner=eq.<holder>`, and for an expired
+           claim `expires_at=lt.<now>`): PostgreSQL re-checks that filter under the row lock,
+           so of two takers exactly one matches; the other reads the winner and returns it.
+        """
+        sb = await self.client()
+        what = f"claiming the name {public_id}"
+        for _ in range(3):  # each round ends in a decision unless the holder just vanished
+            now = utcnow()
+            claim = NameClaim(public_id, checksum, owner, now + timedelta(seconds=ttl))
+            row = _claim_row(claim)
+            inserted = await self._run(
+                what,
+                sb.table(self.claims_table).upsert(
+                    row, on_conflict="public_id", ignore_duplicates=True
+                ),
+            )
+            if inserted.data:
+                return claim
+            held = await self._held_claim(public_id, what)
+            if held is None:
+                continue  # released between our insert and our read: try again
+            if held.owner != owner and held.expires_at > now:
+                return held
+            query = (
+                sb.table(self.claims_table)
+                .update(row)
+                .eq("public_id", public_id)
+                .eq("owner", held.owner)
+            )
+            if held.owner != owner:
+                query = query.lt("expires_at", format_timestamp(now))
+            taken = await self._run(what, query)
+            if taken.data:
+                return claim
+            winner = await self._held_claim(public_id, what)
+            if winner is not None:
+                return winner
+        raise TransientError(f"the name {public_id} kept changing hands while {what}.")
+
+    async def _held_claim(self, public_id: str, what: str) -> NameClaim | None:
+        sb = await self.client()
+        response = await self._run(
+            what, sb.table(self.claims_table).select("*").eq("public_id", public_id).limit(1)
+        )
+        return _claim_of(response.data[0]) if response.data else None
+
+    async def release_name(self, public_id: str, owner: str) -> None:
+        sb = await self.client()
+        query = sb.table(self.claims_table).delete().eq("public_id", public_id).eq("owner", owner)
+        await self._run(f"releasing the name {public_id}", query)
+
+    async def live_claims(self) -> list[NameClaim]:
+        sb = await self.client()
+        now = format_timestamp(utcnow())
+        claims: list[NameClaim] = []
+        offset, page = 0, 1000
+        while True:
+            query = (
+                sb.table(self.claims_table)
+                .select("*")
+                .gt("expires_at", now)
+                .order("public_id")
+                .range(offset, offset + page - 1)
+            )
+            response = await self._run("reading the upload claims", query)
+            claims.extend(_claim_of(row) for row in response.data)
+            if len(response.data) < page:
+                return claims
+            offset += page
+
+    async def count_by_checksum(self, checksum: str) -> int:
+        sb = await self.client()
+        query = sb.table(self.table).select("id", count=CountMethod.exact).eq("checksum", checksum)
+        response = await self._run("counting the rows sharing a file", query.limit(1))
+        return int(response.count or 0)
+
     async def check_columns(self) -> None:
         """Fail with the schema hint unless the table has every column the app reads and writes."""
         sb = await self.client()
@@ -191,6 +297,29 @@ class SupabaseCatalog:
             client, self._client = self._client, None
             await client.remove_all_channels()
             await client.postgrest.aclose()
+
+
+def claims_table_for(table: str) -> str:
+    """The claims table that goes with a catalogue table (created by `media-tui schema`)."""
+    return f"{table}_claims"
+
+
+def _claim_row(claim: NameClaim) -> dict[str, Any]:
+    return {
+        "public_id": claim.public_id,
+        "checksum": claim.checksum,
+        "owner": claim.owner,
+        "expires_at": format_timestamp(claim.expires_at),
+    }
+
+
+def _claim_of(row: Mapping[str, Any]) -> NameClaim:
+    expires_at = parse_timestamp(row.get("expires_at"))
+    if expires_at is None or not all(
+        isinstance(row.get(k), str) for k in ("public_id", "checksum", "owner")
+    ):
+        raise PermanentError("the claims table holds a row media-tui cannot read.")
+    return NameClaim(str(row["public_id"]), str(row["checksum"]), str(row["owner"]), expires_at)
 
 
 def mapping_for_delete(old_record: Mapping[str, Any]) -> tuple[str | None, int | None]:

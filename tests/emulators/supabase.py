@@ -19,8 +19,11 @@ serves both, with no dependency beyond `websockets`, which supabase already inst
         sb = await acreate_client(emulator.url, emulator.service_key)
 
 Control plane (thread-safe, for tests): `drop_all_sockets()`, `close_all_sockets(code)`,
-`pause_delivery()` / `resume_delivery()`, `delay`, `duplicate_events`, `reorder_events`,
-`write_as_other(op, row)`, `send_raw(message)` and `send_change_data(data)` (unchecked frames
+`pause_delivery()` / `resume_delivery()`, `delay`, `duplicate_events`, `reorder_events` (a
+shuffle on resume), `reorder_window` (ongoing reordering: each step delivers one change drawn
+among the oldest N waiting; the rest is drained `reorder_drain` s after the last commit),
+`delivery_jitter` (up to that many extra seconds per delivery), `flush_delivery()` (send what
+the window holds now), `undelivered` (changes still held, in the window or in transit), `write_as_other(op, row)`, `send_raw(message)` and `send_change_data(data)` (unchecked frames
 for hostile-input tests), `rows`, counters `rest_requests`, `frames_sent`, `sockets_open`,
 `heartbeats` / `heartbeat_seen`, and `requests` (one `(method, path, status)` per HTTP request).
 Fault switches from ref §9 websocket 6: `crash_channels()` (`phx_error`), `expire_channels()`
@@ -100,6 +103,13 @@ _TYPE_NAMES = {
 }
 # ref §7: `public_id text not null unique`, `tags text[] not null default '{}'`.
 NOT_NULL = frozenset({"public_id", "tags", "created_at", "updated_at"})
+# The claims table of `media-tui schema`: every column NOT NULL, public_id the primary key.
+CLAIM_COLUMNS: dict[str, str] = {
+    "public_id": "text",
+    "checksum": "text",
+    "owner": "text",
+    "expires_at": "timestamptz",
+}
 # ref §3 "Code map" (PostgREST errors.rst). 21000 (pg-safeupdate) status is unconfirmed.
 _ERROR_STATUS = {
     "23505": 409,
@@ -250,6 +260,7 @@ class Table:
     columns: dict[str, str]
     rows: dict[int, Row] = field(default_factory=dict)
     next_id: int = 1
+    not_null: frozenset[str] = NOT_NULL
     last_ts: datetime = field(default_factory=lambda: datetime(2000, 1, 1, tzinfo=UTC))
 
     def now(self) -> datetime:
@@ -326,7 +337,7 @@ class Table:
 
     def check_not_null(self, row: Row) -> None:
         for col in self.columns:
-            if col in NOT_NULL and row.get(col) is None:
+            if col in self.not_null and row.get(col) is None:
                 values = ", ".join(
                     "null" if v is None else str(v) for v in self.render(row).values()
                 )
@@ -789,12 +800,28 @@ class SupabaseEmulator:
         # Tokens accepted as Realtime `access_token` besides the keys (stand-ins for user JWTs).
         self.extra_tokens: set[str] = set()
         self.table = Table(table, _column_types(columns))
+        # media-tui's name claims (`media-tui schema`): public_id is the primary key there; the
+        # emulator keeps its internal row id, which is never rendered (not a column).
+        self.claims = Table(f"{table}_claims", dict(CLAIM_COLUMNS), not_null=frozenset(CLAIM_COLUMNS))
+        self.tables = {self.table.name: self.table, self.claims.name: self.claims}
         # ref §4.5: UPDATE old_record is the full row only with REPLICA IDENTITY FULL; DELETE
         # old_record is always only the primary key because RLS is on (ref §7).
         self.replica_identity_full = replica_identity_full
         self.delay = 0.0
         self.duplicate_events = False
         self.reorder_events = False
+        # Ongoing, bounded reordering (0 = off): committed changes wait in a buffer, and each
+        # step delivers one drawn at random among the oldest `reorder_window`; the buffer is
+        # drained `reorder_drain` s after the last commit, so nothing stays behind when writes
+        # stop. `delivery_jitter` adds up to that many seconds to each delivery (on top of
+        # `delay`). Both draw from their own seeded stream.
+        self.reorder_window = 0
+        self.reorder_drain = 0.1
+        self.delivery_jitter = 0.0
+        self._delivery_rng = random.Random(f"{seed}:delivery")
+        self._window: list[Change] = []
+        self._drain_timer: asyncio.TimerHandle | None = None
+        self._in_transit = 0  # deliveries scheduled by `delay` / `delivery_jitter`, not yet sent
         # Fault switches for watchdog tests (ref §9 websocket 6).
         self.join_error: str | None = None  # answer every phx_join with status error, this reason
         self.ignore_joins = False  # never answer phx_join: the client reports TIMED_OUT
@@ -1199,7 +1226,8 @@ class SupabaseEmulator:
 
     def _rest(self, request: HttpRequest, role: str) -> HttpResponse:
         name = request.path[len("/rest/v1/") :].strip("/")
-        if name != self.table.name:
+        table = self.tables.get(name)
+        if table is None:
             raise PostgrestError(
                 "PGRST205",
                 f"Could not find the table 'public.{name}' in the schema cache",
@@ -1208,16 +1236,16 @@ class SupabaseEmulator:
         prefer = parse_prefer(request.headers.get("prefer", ""))
         params = request.params
         if request.method in ("GET", "HEAD"):
-            return self._select(request, params, prefer)
+            return self._select(table, request, params, prefer)
         if role == "anon":  # ref §7: anon has only `grant select`
-            raise PostgrestError("42501", f"permission denied for table {self.table.name}")
+            raise PostgrestError("42501", f"permission denied for table {table.name}")
         body = self._json_body(request)
         if request.method == "POST":
-            return self._insert(params, prefer, body)
+            return self._insert(table, params, prefer, body)
         if request.method == "PATCH":
-            return self._update(params, prefer, body)
+            return self._update(table, params, prefer, body)
         if request.method == "DELETE":
-            return self._delete(params, prefer)
+            return self._delete(table, params, prefer)
         return json_response(
             405,
             {
@@ -1238,9 +1266,8 @@ class SupabaseEmulator:
             raise PostgrestError("PGRST102", "Empty or invalid json", str(exc)) from exc
 
     def _select(
-        self, request: HttpRequest, params: list[tuple[str, str]], prefer: dict[str, str]
+        self, table: Table, request: HttpRequest, params: list[tuple[str, str]], prefer: dict[str, str]
     ) -> HttpResponse:
-        table = self.table
         values = dict(params)
         select = parse_select(table, values.get("select"))
         predicate, _ = parse_filters(table, params)
@@ -1282,7 +1309,7 @@ class SupabaseEmulator:
         return f"{span}/{'*' if total is None else total}"
 
     def _payload_rows(
-        self, params: Mapping[str, str], body: Any
+        self, table: Table, params: Mapping[str, str], body: Any
     ) -> tuple[list[JSON], list[str] | None]:
         rows = body if isinstance(body, list) else [body]
         if not all(isinstance(r, dict) for r in rows):
@@ -1290,17 +1317,16 @@ class SupabaseEmulator:
         if "columns" in params:  # ref §3: bulk calls send `columns="a","b"` (quoted, any order)
             columns = [item.strip() for item, _ in _split_list(params["columns"])]
             for col in columns:
-                self.table.coerce_input(col, None)  # PGRST204 for unknown names
+                table.coerce_input(col, None)  # PGRST204 for unknown names
             return rows, columns
         if isinstance(body, list) and rows and any(set(r) != set(rows[0]) for r in rows):
             raise PostgrestError("PGRST102", "All object keys must match")
         return rows, None
 
     def _coerced(
-        self, row: JSON, columns: list[str] | None, missing_default: bool
+        self, table: Table, row: JSON, columns: list[str] | None, missing_default: bool
     ) -> tuple[Row, set[str]]:
         """A payload row as stored values, plus the columns that take their default."""
-        table = self.table
         if columns is None:
             return {k: table.coerce_input(k, v) for k, v in row.items()}, set()
         values = {c: table.coerce_input(c, row.get(c)) for c in columns}
@@ -1309,11 +1335,10 @@ class SupabaseEmulator:
         return values, defaults
 
     def _insert(
-        self, params: list[tuple[str, str]], prefer: dict[str, str], body: Any
+        self, table: Table, params: list[tuple[str, str]], prefer: dict[str, str], body: Any
     ) -> HttpResponse:
-        table = self.table
         values = dict(params)
-        rows, columns = self._payload_rows(values, body)
+        rows, columns = self._payload_rows(table, values, body)
         resolution = prefer.get("resolution")
         conflict_col = values.get("on_conflict", "id") if resolution else None
         if conflict_col is not None and conflict_col not in ("id", "public_id"):
@@ -1327,6 +1352,7 @@ class SupabaseEmulator:
         try:
             for payload in rows:
                 stored, defaults = self._coerced(
+                    table,
                     payload, columns, prefer.get("missing") == "default"
                 )
                 existing = (
@@ -1345,38 +1371,37 @@ class SupabaseEmulator:
             table.rows, table.next_id = snapshot  # one statement: all or nothing
             raise
         for change in changes:
-            self._publish(change)
+            self._publish_from(table, change)
         inserted = any(c.type == "INSERT" for c in changes)
         # ref §3: upsert answers 201 if any row was inserted, 200 if all were updated.
         return self._write_response(
-            201 if inserted or not changes else 200, prefer, returned, values
+            table, 201 if inserted or not changes else 200, prefer, returned, values
         )
 
     def _write_response(
-        self, status: int, prefer: Mapping[str, str], rows: list[Row], params: Mapping[str, str]
+        self, table: Table, status: int, prefer: Mapping[str, str], rows: list[Row], params: Mapping[str, str]
     ) -> HttpResponse:
         counted = prefer.get("count") == "exact"
         headers = {"Content-Range": f"*/{len(rows) if counted else '*'}"}
         if prefer.get("return") == "representation":
-            select = parse_select(self.table, params.get("select"))
-            return json_response(status, [self.table.render(r, select) for r in rows], headers)
+            select = parse_select(table, params.get("select"))
+            return json_response(status, [table.render(r, select) for r in rows], headers)
         # return=minimal: POST keeps 201 with an empty body; PATCH/DELETE answer 204.
         return HttpResponse(status if status == 201 else 204, b"", headers)
 
-    def _matching(self, params: list[tuple[str, str]], verb: str) -> list[Row]:
-        predicate, filtered = parse_filters(self.table, params)
+    def _matching(self, table: Table, params: list[tuple[str, str]], verb: str) -> list[Row]:
+        predicate, filtered = parse_filters(table, params)
         if not filtered:  # Supabase loads pg-safeupdate for API roles
             raise PostgrestError("21000", f"{verb} requires a WHERE clause")
-        return [r for _, r in sorted(self.table.rows.items()) if predicate(r) is True]
+        return [r for _, r in sorted(table.rows.items()) if predicate(r) is True]
 
     def _update(
-        self, params: list[tuple[str, str]], prefer: dict[str, str], body: Any
+        self, table: Table, params: list[tuple[str, str]], prefer: dict[str, str], body: Any
     ) -> HttpResponse:
         if not isinstance(body, dict):
             raise PostgrestError("PGRST102", "Empty or invalid json")
-        table = self.table
         stored = {k: table.coerce_input(k, v) for k, v in body.items()}
-        targets = self._matching(params, "UPDATE")
+        targets = self._matching(table, params, "UPDATE")
         snapshot = (copy.deepcopy(table.rows), table.next_id)
         changes = []
         try:
@@ -1387,17 +1412,27 @@ class SupabaseEmulator:
             table.rows, table.next_id = snapshot
             raise
         for change in changes:
-            self._publish(change)
+            self._publish_from(table, change)
         return self._write_response(
-            200, prefer, [c.record for c in changes if c.record], dict(params)
+            table,
+            200,
+            prefer, [c.record for c in changes if c.record], dict(params)
         )
 
-    def _delete(self, params: list[tuple[str, str]], prefer: dict[str, str]) -> HttpResponse:
-        targets = self._matching(params, "DELETE")
+    def _delete(
+        self, table: Table, params: list[tuple[str, str]], prefer: dict[str, str]
+    ) -> HttpResponse:
+        targets = self._matching(table, params, "DELETE")
         for row in targets:
-            del self.table.rows[row["id"]]
-            self._publish(Change("DELETE", None, row, self.table.now()))
-        return self._write_response(200, prefer, targets, dict(params))
+            del table.rows[row["id"]]
+            self._publish_from(table, Change("DELETE", None, row, table.now()))
+        return self._write_response(table, 200, prefer, targets, dict(params))
+
+    def _publish_from(self, table: Table, change: Change) -> None:
+        # Only the catalogue table is in the supabase_realtime publication (ref §7); the
+        # claims table is not, so its writes reach no subscriber.
+        if table is self.table:
+            self._publish(change)
 
     # -- Realtime delivery ---------------------------------------------------------------------
 
@@ -1410,11 +1445,60 @@ class SupabaseEmulator:
 
     def _dispatch(self, change: Change) -> None:
         assert self._loop is not None
-        for _ in range(2 if self.duplicate_events else 1):
-            if self.delay > 0:
-                self._loop.call_later(self.delay, self._deliver, change)
-            else:
-                self._deliver(change)
+        copies = [change] * (2 if self.duplicate_events else 1)
+        if self.reorder_window <= 0:
+            self._drain()  # the window was just switched off: what it held goes first
+            for copy_ in copies:
+                self._send_later(copy_)
+            return
+        # Duplicates enter the window separately, so a copy may arrive long after the other.
+        self._window.extend(copies)
+        while len(self._window) >= self.reorder_window:
+            self._step()
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
+        self._drain_timer = self._loop.call_later(self.reorder_drain, self._drain)
+
+    def _step(self) -> None:
+        """Send one change drawn among the oldest `reorder_window` waiting in the window."""
+        reach = min(len(self._window), max(1, self.reorder_window))
+        self._send_later(self._window.pop(self._delivery_rng.randrange(reach)))
+
+    def _drain(self) -> None:
+        """Writes stopped (or reordering was switched off): send all the window holds."""
+        self._drain_timer = None
+        while self._window:
+            self._step()
+
+    def _send_later(self, change: Change) -> None:
+        assert self._loop is not None
+        wait = self.delay
+        if self.delivery_jitter > 0:
+            wait += self._delivery_rng.uniform(0, self.delivery_jitter)
+        if wait > 0:
+            self._in_transit += 1
+            self._loop.call_later(wait, self._deliver_late, change)
+        else:
+            self._deliver(change)
+
+    def _deliver_late(self, change: Change) -> None:
+        self._in_transit -= 1
+        self._deliver(change)
+
+    def flush_delivery(self) -> None:
+        """Send what the reorder window holds now (still in its random order)."""
+
+        def flush() -> None:
+            if self._drain_timer is not None:
+                self._drain_timer.cancel()
+            self._drain()
+
+        self._call(flush)
+
+    @property
+    def undelivered(self) -> int:
+        """Changes committed and not yet sent: in the reorder window, held, or delayed."""
+        return self._call(lambda: len(self._window) + len(self._held) + self._in_transit)
 
     def _deliver(self, change: Change) -> None:
         data = self._change_data(change)
