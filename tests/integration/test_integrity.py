@@ -155,7 +155,8 @@ async def test_a_local_library_stores_a_grown_file_as_it_is_now(tmp_path: Path) 
     now = source.read_bytes()
     assert row is not None and (row.bytes, row.checksum) == (len(now), sha256(now))
     assert row.url is not None
-    assert Path(row.url.removeprefix("file://")).read_bytes() == now
+    stored = await asyncio.to_thread(Path(row.url.removeprefix("file://")).read_bytes)
+    assert stored == now
 
 
 async def test_bytes_nobody_claimed_are_never_overwritten(

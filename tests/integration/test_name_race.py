@@ -32,8 +32,10 @@ def start_upload(
     path: Path, folder: str, library: Path, env: Mapping[str, str]
 ) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "media_tui", "upload", str(path), "--folder", folder]
-        + ["--json", "--library", str(library)],
+        [
+            *(sys.executable, "-m", "media_tui", "upload", str(path)),
+            *("--folder", folder, "--json", "--library", str(library)),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
