@@ -52,6 +52,7 @@ class SyncReport:
     in_storage: int = 0
     in_catalogue: int = 0
     unchanged: int = 0
+    in_flight: int = 0  # stored, no row yet, and its name claimed: an upload still under way
     items: list[SyncItem] = field(default_factory=list)
 
     def count(self, outcome: SyncOutcome) -> int:
@@ -67,6 +68,7 @@ class SyncReport:
             "in_storage": self.in_storage,
             "in_catalogue": self.in_catalogue,
             "unchanged": self.unchanged,
+            "in_flight": self.in_flight,
             **{outcome: self.count(outcome) for outcome in SYNC_OUTCOMES},
         }
 
@@ -81,6 +83,9 @@ class SyncReport:
             parts.append(f"{pruned:,} rows of deleted assets pruned")
         if gone:
             parts.append(f"{gone:,} rows point at deleted assets ({prune_hint})")
+        if self.in_flight:
+            uploads = "upload" if self.in_flight == 1 else "uploads"
+            parts.append(f"{self.in_flight:,} {uploads} under way left to their uploaders")
         if self.failed:
             parts.append(f"{self.failed:,} failed")
         return "; ".join(parts) + "."
@@ -141,6 +146,11 @@ async def reconcile(
         rows.setdefault(key_of(entry), []).append(entry)
         tell(SyncProgress("reading the catalogue", report.in_catalogue))
 
+    # An upload between its bytes and its row holds a claim on its name: adding a row for it
+    # here would race the uploader's own (and on the local library, where storage knows only
+    # checksums, add a second row named after the hash).
+    claims = await catalog.live_claims()
+    claimed = {key_of(MediaAsset(c.public_id, checksum=c.checksum)) for c in claims}
     gone = [row for key, group in rows.items() if key not in stored for row in group]
     total = len(stored) + len(gone)
     done = 0
@@ -154,6 +164,9 @@ async def reconcile(
         group = rows.get(key)
         if group and not any(differs(row, asset, fields) for row in group):
             report.unchanged += 1
+            continue
+        if not group and key in claimed:
+            report.in_flight += 1
             continue
         targets: list[MediaAsset | None] = list(group) if group else [None]
         for row in targets:

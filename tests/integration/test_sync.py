@@ -195,6 +195,38 @@ async def test_local_library_sync_matches_objects_by_checksum(tmp_path: Path) ->
         await catalog.aclose()
 
 
+async def test_sync_leaves_an_upload_under_way_to_its_uploader(tmp_path: Path) -> None:
+    """Bytes stored, row not yet written, name claimed: sync must not add a row of its own."""
+    library = tmp_path / "lib"
+    storage = LocalStorage(library)
+    catalog = await LocalCatalog(library).open()
+    store = MediaStore()
+    queue = UploadQueue(store, storage, catalog)
+    source = make_png(tmp_path / "busy.png", seed=9)
+    await queue.start()
+    try:
+        await queue.enqueue(expand([str(source)]).files)
+        await asyncio.wait_for(queue.wait_idle(), 60)
+    finally:
+        await queue.aclose()
+    row = await catalog.get("busy")
+    assert row is not None and row.checksum
+    # Back to the moment between the upload and its row: the object is there, the name claimed.
+    await catalog.delete("busy")
+    await catalog.claim_name("busy", row.checksum, "job-under-way", 60)
+    try:
+        report = await reconcile(storage, catalog)
+        assert (report.in_flight, report.items) == (1, [])
+        assert "1 upload under way" in report.summary()
+        assert (await catalog.page()).total == 0
+
+        await catalog.release_name("busy", "job-under-way")  # the uploader gave up
+        report = await reconcile(storage, catalog)
+        assert [i.outcome for i in report.items] == ["added"]
+    finally:
+        await catalog.aclose()
+
+
 # ------------------------------------------------------ notifications out of order (rule 4)
 #
 # Cloudinary redelivers a notification up to 3 times over ~9 minutes, and deliveries race each
