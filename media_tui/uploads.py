@@ -467,10 +467,20 @@ class UploadQueue:
                 log.warning("could not renew the claim on %s: %s", safe_text(public_id), exc)
 
     async def _release_claim(self, public_id: str, owner: str) -> None:
-        try:
-            await self.catalog.release_name(public_id, owner)
-        except Exception as exc:  # harmless: an unreleased claim expires after CLAIM_TTL
-            log.warning("could not release the claim on %s: %s", safe_text(public_id), exc)
+        for attempt in range(1, self.retry_policy.max_attempts + 1):
+            try:
+                await self.catalog.release_name(public_id, owner)
+                return
+            except Exception as exc:
+                error = as_transfer_error(exc)
+                if not error.transient or attempt == self.retry_policy.max_attempts:
+                    # Harmless: an unreleased claim expires after CLAIM_TTL, and the row
+                    # written meanwhile already says whose bytes the name holds.
+                    log.warning(
+                        "could not release the claim on %s: %s", safe_text(public_id), error
+                    )
+                    return
+                await self._sleep(self.retry_policy.delay(attempt, self._rng))
 
     async def _upload_once(self, job_id: str, request: UploadRequest) -> MediaAsset:
         self.store.job_updated(job_id, bytes_sent=0, bytes_per_second=0.0)

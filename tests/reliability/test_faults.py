@@ -108,9 +108,15 @@ async def test_30_percent_failures_and_drops_on_storage_and_catalogue_deliver_ev
     rows = supabase_emulator.rows
     assert {str(r["public_id"]): r["checksum"] for r in rows} == expected
     assert len(rows) == FILES
-    writes = [s for m, p, s in supabase_emulator.requests if m == "POST" and s in (200, 201)]
+    table = f"/rest/v1/{supabase_emulator.table.name}"
+    writes = [
+        s
+        for m, p, s in supabase_emulator.requests
+        if m == "POST" and p.split("?")[0] == table and s in (200, 201)
+    ]
     assert writes == [201] * FILES
     assert store.public_ids() == set(expected)
+    assert supabase_emulator.claims.rows == {}  # every claim released, through the faults too
     assert not list(journal_dir.glob("*.jsonl"))
     print(
         f"\nfaults: Cloudinary {faults.failures_injected} × 503 + {faults.drops_injected} drops, "
