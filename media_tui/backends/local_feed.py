@@ -55,10 +55,23 @@ class LocalChangeFeed:
         self._closed = False
         self._closed_event = asyncio.Event()
         self._wakeups: set[asyncio.Event] = set()
+        self._resync_requests = 0  # each session resyncs once when this moves past what it saw
+        self._batch_left = 0  # entries of the batch being handed out, not received yet
 
     @property
     def state(self) -> ConnectionState:
         return self._state
+
+    @property
+    def backlog(self) -> int:
+        """Log entries read and not yet handed to the consumer (newer commits are not counted)."""
+        return self._batch_left
+
+    def request_resync(self) -> None:
+        """Make every running stream send a fresh `Resync` snapshot next (the probe's repair)."""
+        self._resync_requests += 1
+        for wake in self._wakeups:
+            wake.set()
 
     def events(self) -> AsyncIterator[ChangeEvent]:
         """The event stream; it ends when `aclose()` is called or the catalogue is unusable."""
@@ -113,18 +126,28 @@ class LocalChangeFeed:
         await self._reader.run(_data_version)  # opens (and if need be migrates) the file
         self._state = ConnectionState.LIVE
         yield ConnectionChanged(ConnectionState.LIVE)
+        self._batch_left = 0  # a previous session may have been stopped mid-batch
+        served = self._resync_requests
         resync, seq = await self._resync()
         yield resync
         while not self._closed:
-            # Clear before reading: a commit that lands during the read sets it again.
+            # Clear before reading: a commit (or a resync request) that lands during the read
+            # sets it again.
             wake.clear()
+            if served != self._resync_requests:
+                served = self._resync_requests
+                resync, seq = await self._resync()
+                yield resync
+                continue
             data_version, batch = await self._reader.run(partial(_poll, seq=seq, limit=BATCH_SIZE))
             if batch.behind or batch.latest_seq - seq > RESYNC_THRESHOLD:
                 resync, seq = await self._resync()
                 yield resync
                 continue
+            self._batch_left = len(batch.changes)
             for entry_seq, event in batch.changes:
                 seq = entry_seq
+                self._batch_left -= 1
                 yield event
             if len(batch.changes) < BATCH_SIZE:
                 await self._wait_for_commit(wake, data_version)

@@ -89,6 +89,10 @@ class ThreadInbox(Generic[Item]):
             with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(self._ready.set)
 
+    def __len__(self) -> int:
+        """Items put and not taken yet (read on the inbox's loop; a put racing it may be missed)."""
+        return len(self._items)
+
     async def take(self) -> list[Item]:
         """Wait for at least one item and return everything queued so far, in order."""
         while True:

@@ -92,10 +92,25 @@ class SupabaseChangeFeed:
         self._realtime: AsyncRealtimeClient | None = None
         self._channel: Any = None
         self._closing = threading.Event()
+        # Items of the burst being handed out that the consumer has not received yet.
+        self._burst_left = 0
+        self._resync_queued = False  # one requested resync at a time is enough
 
     @property
     def state(self) -> ConnectionState:
         return self._state
+
+    @property
+    def backlog(self) -> int:
+        """Events (and state changes) received and not yet handed to the consumer."""
+        return (len(self._inbox) if self._inbox is not None else 0) + self._burst_left
+
+    def request_resync(self) -> None:
+        """Send a fresh `Resync` after what is already queued (the consistency probe's repair)."""
+        if self._inbox is None or self._resync_queued:
+            return  # not streaming yet (its first SUBSCRIBED resyncs anyway), or already asked
+        self._resync_queued = True
+        self._inbox.put(("resync", None))
 
     # ---------------------------------------------------------- on the realtime thread
 
@@ -186,9 +201,16 @@ class SupabaseChangeFeed:
             except Exception as exc:  # the first connect failed: say so, the watchdog retries
                 yield ConnectionChanged(ConnectionState.RECONNECTING, f"realtime: {exc}")
             while not self._closing.is_set():
-                for taken, (kind, item) in enumerate(await inbox.take(), 1):
+                burst = await inbox.take()
+                self._burst_left = len(burst)
+                for taken, (kind, item) in enumerate(burst, 1):
+                    self._burst_left -= 1
                     if kind == "event":
                         yield item
+                    elif kind == "resync":
+                        self._resync_queued = False
+                        async for event in self._requested_resync():
+                            yield event
                     elif kind == "recover":
                         changed = self._set(ConnectionState.RECONNECTING, str(item))
                         if changed:
@@ -201,7 +223,20 @@ class SupabaseChangeFeed:
                     if taken % SLICE == 0:
                         await asyncio.sleep(0)  # let the screen paint between slices of a storm
         finally:
+            self._burst_left = 0
             await self._shutdown()
+
+    async def _requested_resync(self) -> AsyncIterator[ChangeEvent]:
+        """A snapshot taken as after a (re)subscribe, without touching the connection state."""
+        if self._state is not ConnectionState.LIVE:
+            return  # the next SUBSCRIBED brings a resync of its own
+        taken_at = utcnow()
+        try:
+            assets = await self.catalog.snapshot()
+        except MediaError as exc:  # the probe asks again on its next round
+            log.warning("requested resync failed: %s", exc)
+            return
+        yield Resync(tuple(assets), taken_at)
 
     async def _on_subscription_state(
         self, state: RealtimeSubscribeStates, error: Exception | None

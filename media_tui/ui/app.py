@@ -24,8 +24,11 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
+from media_tui.backends.base import ChangeFeed
 from media_tui.backends.factory import Backends, open_backends
 from media_tui.config import Settings, load_settings
+from media_tui.consistency import INTERVAL as CONSISTENCY_INTERVAL
+from media_tui.consistency import ConsistencyProbe
 from media_tui.errors import MediaError
 from media_tui.journal import Journal
 from media_tui.model import ConnectionState, MediaAsset, utcnow
@@ -79,6 +82,7 @@ class MediaApp(App[int]):
         backends_factory: Callable[[Settings], Backends] = open_backends,
         now: Callable[[], datetime] = utcnow,
         thumbnails: bool | None = None,
+        consistency_interval: float = CONSISTENCY_INTERVAL,
     ) -> None:
         super().__init__()
         self.settings = settings if settings is not None else load_settings({})
@@ -93,6 +97,9 @@ class MediaApp(App[int]):
         self._started = asyncio.Event()  # set once startup ended, well or not
         self._startup_error: str | None = None
         self._backends_factory = backends_factory
+        self._consistency_interval = consistency_interval
+        self.probe: ConsistencyProbe | None = None  # compares the store with the catalogue
+        self._feed: ChangeFeed | None = None  # the feed being followed, for the probe's resyncs
         self._pending = ChangeSet()
         self._dirty = False
         self.sync_status: SyncStatus | None = None  # the latest "Sync now", while it shows
@@ -154,7 +161,15 @@ class MediaApp(App[int]):
             self.notify(
                 f"Resuming {len(resumed)} unfinished upload(s) from last time.", markup=False
             )
+        self.probe = ConsistencyProbe(
+            self.store,
+            self.backends.catalog,
+            self._request_resync,
+            backlog=self._feed_backlog,
+            interval=self._consistency_interval,
+        )
         self._follow_feed()
+        self._run_probe()
         self.ready.set()
 
     async def _services(self) -> tuple[Backends, UploadQueue] | None:
@@ -178,10 +193,12 @@ class MediaApp(App[int]):
             self.store.connection_changed(
                 ConnectionState.CONNECTING if failures == 0 else ConnectionState.RECONNECTING
             )
-            feed = self.backends.change_feed()
+            self._feed = feed = self.backends.change_feed()
             try:
                 async for event in feed.events():
                     self.store.apply(event)
+                    if self.probe is not None:
+                        self.probe.saw(event)
                     failures = 0
             except Exception as exc:  # the feed must never take the app down
                 log.warning("change feed failed: %s", exc)
@@ -192,8 +209,25 @@ class MediaApp(App[int]):
             failures += 1
             await asyncio.sleep(delay)
 
+    @work(group="consistency", exit_on_error=False)
+    async def _run_probe(self) -> None:
+        """Heal drift between the grid and the catalogue (see `ConsistencyProbe`)."""
+        if self.probe is not None:
+            await self.probe.run()
+
+    def _request_resync(self) -> None:
+        if self._feed is not None:
+            self._feed.request_resync()
+
+    def _feed_backlog(self) -> int:
+        return self._feed.backlog if self._feed is not None else 0
+
     async def on_unmount(self) -> None:
         self._unsubscribe()
+        # Before the backends close: a round must not read a catalogue that is going away.
+        if self.probe is not None:
+            self.probe.stop()
+        self.workers.cancel_group(self, "consistency")
         # Unfinished uploads stay in the journal and resume the next time media-tui starts.
         if self.queue is not None:
             await self.queue.aclose()
@@ -217,7 +251,9 @@ class MediaApp(App[int]):
         if not self._dirty:
             return
         changes, self._pending, self._dirty = self._pending, ChangeSet(), False
-        with self.batch_update():
+        # Like `_tick`: a remote event or a resync can land while the app shuts down, and the
+        # frame timer then fires once more with the widgets already gone.
+        with self.batch_update(), contextlib.suppress(NoMatches):
             if changes.reset or self.store.connection is ConnectionState.OFFLINE:
                 self.grid.set_loading(False)
             if changes.assets or changes.reset:

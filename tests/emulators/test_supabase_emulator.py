@@ -324,6 +324,42 @@ async def test_paused_events_are_delivered_reordered_on_resume(
     assert got != [f"p/{i}" for i in range(8)]  # seed 0 shuffles these 8 out of order
 
 
+async def test_reorder_window_reorders_while_writes_go_on(
+    sb: AsyncClient, emulator: SupabaseEmulator
+) -> None:
+    sub = await subscribe(sb, event="INSERT")
+    emulator.reorder_window = 4
+    emulator.reorder_drain = 3600.0  # no drain in this test: what is sent is sent by writes
+    committed = [f"w/{i}" for i in range(20)]
+    for public_id in committed:
+        await sb.table("media_assets").insert(asset(public_id)).execute()
+    # Each commit pushed one change out of the window while the writes went on; three wait.
+    during = [(await sub.next())["data"]["record"]["public_id"] for _ in range(17)]
+    assert emulator.undelivered == 3
+    assert during != committed[:17]  # seed 0 draws these out of commit order
+    await asyncio.to_thread(emulator.flush_delivery)
+    rest = [(await sub.next())["data"]["record"]["public_id"] for _ in range(3)]
+    assert sorted(during + rest) == sorted(committed)
+    assert emulator.undelivered == 0
+
+
+async def test_reorder_window_jitter_and_duplicates_lose_nothing_when_writes_stop(
+    sb: AsyncClient, emulator: SupabaseEmulator
+) -> None:
+    sub = await subscribe(sb)
+    emulator.reorder_window = 5
+    emulator.delivery_jitter = 0.02
+    emulator.duplicate_events = True
+    for i in range(12):  # the last four changes leave the window only by its drain timer
+        await asyncio.to_thread(emulator.write_as_other, "insert", asset(f"j/{i}"))
+    await asyncio.to_thread(emulator.write_as_other, "delete", {"public_id": "j/0"})
+    got = [await sub.next() for _ in range(26)]
+    inserts = sorted(e["data"]["record"]["public_id"] for e in got if e["data"]["type"] == "INSERT")
+    assert inserts == sorted(f"j/{i}" for i in range(12) for _ in range(2))
+    assert sum(e["data"]["type"] == "DELETE" for e in got) == 2
+    assert emulator.undelivered == 0
+
+
 async def test_filtered_binding_only_gets_matching_rows(sb: AsyncClient) -> None:
     sub = await subscribe(sb, event="INSERT", filter="format=eq.png")
     await sb.table("media_assets").insert(asset("f/1")).execute()
