@@ -121,6 +121,13 @@ class StaticFeed:
         yield Resync(tuple(self.assets), FROZEN)
         await self._closed.wait()
 
+    @property
+    def backlog(self) -> int:
+        return 0
+
+    def request_resync(self) -> None:
+        """Nothing to re-read: the scene's catalogue never changes."""
+
     async def aclose(self) -> None:
         self._closed.set()
 
@@ -180,21 +187,29 @@ def in_flight_jobs(workdir: Path) -> list[UploadJob]:
     ]
 
 
+async def until(pilot: Pilot[object], condition: Callable[[], bool], what: str) -> None:
+    """Wait for `condition`, failing loudly (never a silently different picture) after 30 s."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"the scene never settled: waited 30 s for {what}")
+        await pilot.pause(0.02)
+
+
 async def settle(pilot: Pilot[object]) -> None:
     """Wait for startup, the snapshot, and every visible thumbnail, then let the screen repaint."""
     app = pilot.app
     assert isinstance(app, MediaApp)
-    await asyncio.wait_for(app.ready.wait(), 10)
-    for _ in range(400):
-        if not app.thumbs._pending and app.store.connection is ConnectionState.LIVE:
-            break
-        await pilot.pause(0.02)
+    await asyncio.wait_for(app.ready.wait(), 30)
+    await until(
+        pilot,
+        lambda: not app.thumbs._pending and app.store.connection is ConnectionState.LIVE,
+        "the thumbnails decoded and the feed live",
+    )
     # Store changes reach the screen on the app's 30 Hz tick; wait for it, or the picture
     # depends on whether the last change was painted alone or with the full repaint below.
-    for _ in range(100):
-        if not app._dirty:
-            break
-        await pilot.pause(0.02)
+    await until(pilot, lambda: not app._dirty, "the last store change painted")
     await pilot.pause()
     app.grid.refresh_entries(None)
     # One full repaint of everything last, so no widget's picture is a left-over partial update.
@@ -206,6 +221,9 @@ async def settle(pilot: Pilot[object]) -> None:
 async def place_jobs(pilot: Pilot[object], workdir: Path) -> None:
     app = pilot.app
     assert isinstance(app, MediaApp)
+    # The library first, then the jobs: where the cursor ends up depends on whether the
+    # snapshot was on screen before the optimistic tiles arrived, so the order is fixed.
+    await settle(pilot)
     for job in in_flight_jobs(workdir):
         app.store.upload_queued(job)  # shows it optimistically, as the queue would
         app.store.job_updated(
