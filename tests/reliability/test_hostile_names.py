@@ -340,15 +340,25 @@ async def test_tui_shows_hostile_names_in_cards_tasks_grid_detail_and_notificati
                 and any(j.state is JobState.FAILED for j in app.store.jobs.values())
             ),
         )
-        await pilot.pause(0.1)  # one frame for the cards
-        cards = screen_check(app, "upload cards")
-        assert "failed" in cards.lower() and "\ufffd" in cards
+        # The cards repaint on the app's tick: wait for the picture, never a fixed pause. If the
+        # names were parsed as markup or lost their replacement characters, this never comes.
+        await wait_for(
+            pilot,
+            lambda: (
+                "failed" in (cards := screen_check(app, "upload cards")).lower()
+                and "\ufffd" in cards
+            ),
+        )
 
         await pilot.press("w")
         await wait_for(pilot, lambda: isinstance(app.screen, TasksScreen))
-        await pilot.pause(0.1)
-        tasks = screen_check(app, "tasks screen")
-        assert "[bold red]x[reverse]" in tasks and "[@click=app.quit]" in tasks
+        await wait_for(
+            pilot,
+            lambda: (
+                "[bold red]x[reverse]" in (tasks := screen_check(app, "tasks screen"))
+                and "[@click=app.quit]" in tasks
+            ),
+        )
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, TasksScreen))
 
@@ -356,8 +366,10 @@ async def test_tui_shows_hostile_names_in_cards_tasks_grid_detail_and_notificati
         await wait_for(pilot, lambda: not app.store.active_jobs())
         assert len(app.store.assets) == 19  # one upload failed on purpose
         await wait_for(pilot, lambda: len(app.view) == 19)
-        grid = screen_check(app, "grid")
-        assert "[bold red]" in grid and "\ufffd" in grid
+        await wait_for(
+            pilot,
+            lambda: "[bold red]" in (grid := screen_check(app, "grid")) and "\ufffd" in grid,
+        )
 
         details = await details_of_every_asset(app, pilot, sorted(app.store.assets))
         assert any("[link=mailto:" in d for d in details)
@@ -405,9 +417,9 @@ async def test_tui_shows_hostile_remote_strings_as_text(
         shown = screen_check(app, "grid")
         for _ in range(6):  # page through the grid: every card is drawn at least once
             await pilot.press("pagedown")
-            await pilot.pause(0.05)
+            await pilot.pause()
             shown += screen_check(app, "grid, paged")
-        assert "\ufffd" in shown
+        await wait_for(pilot, lambda: "\ufffd" in shown + screen_check(app, "grid, paged"))
 
         details = await details_of_every_asset(app, pilot, sorted(app.store.assets))
         assert any("[bold]x[/]" in d for d in details) and any("[/]" in d for d in details)
@@ -425,6 +437,5 @@ async def test_tui_shows_hostile_remote_strings_as_text(
         await wait_for(pilot, lambda: box.has_focus)
         box.post_message(events.Paste("\x1b[2J\x1b]52;c;ZXZpbA==\x07\u202e[bold]x[/]"))
         await wait_for(pilot, lambda: bool(box.value))
-        await pilot.pause(0.1)
-        assert "[bold]x[/]" in screen_check(app, "filter box")
+        await wait_for(pilot, lambda: "[bold]x[/]" in screen_check(app, "filter box"))
         assert app.is_running

@@ -80,7 +80,7 @@ def backslash_escaped(path: Path) -> str:
 
 
 async def wait_until(
-    pilot: Pilot[None], predicate: Callable[[], bool], within: float = 5.0
+    pilot: Pilot[None], predicate: Callable[[], bool], within: float = 30.0
 ) -> None:
     """Let the app run until `predicate()` holds; fail after `within` seconds."""
     for _ in range(int(within / 0.05)):
