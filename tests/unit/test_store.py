@@ -272,3 +272,171 @@ def test_catalog_columns_are_the_json_keys() -> None:
     from media_tui.model import CATALOG_COLUMNS
 
     assert set(MediaAsset(public_id="x").to_json()) == set(CATALOG_COLUMNS)
+
+
+# ------------------------------------------- reordered feeds: no ghosts (ordering.py)
+
+
+def ms(milliseconds: float) -> datetime:
+    """A time in milliseconds after T0 (a fraction gives the microseconds within one)."""
+    return T0 + timedelta(milliseconds=milliseconds)
+
+
+def dated(public_id: str, updated_ms: float, row_id: int | None = None) -> MediaAsset:
+    return MediaAsset(public_id=public_id, row_id=row_id, updated_at=ms(updated_ms))
+
+
+def test_row_id_delete_before_its_insert_never_shows(store: MediaStore) -> None:
+    # RLS: the DELETE carries only the row id, and it overtook the INSERT.
+    store.apply(RemoteDelete(public_id=None, row_id=5, committed_at=ms(3)))
+    store.apply(RemoteUpsert(dated("cat", 1, row_id=5)))
+    store.apply(RemoteUpsert(dated("cat", 2, row_id=5)))  # any version of the dead row
+    assert store.public_ids() == set()
+
+
+def test_a_dead_row_stays_dead_across_a_resync(store: MediaStore) -> None:
+    store.apply(RemoteDelete(public_id=None, row_id=5, committed_at=ms(3)))
+    store.resynced([], taken_at=ms(4))
+    store.apply(RemoteUpsert(dated("cat", 1, row_id=5)))  # was in flight across the resync
+    assert store.public_ids() == set()
+    store.apply(RemoteUpsert(dated("cat", 9, row_id=6)))  # re-created: a new row id
+    assert store.public_ids() == {"cat"}
+
+
+def test_duplicate_delete_changes_nothing(store: MediaStore, seen: list[ChangeSet]) -> None:
+    store.remote_upsert(dated("cat", 1, row_id=5))
+    store.remote_upsert(dated("dog", 1, row_id=6))
+    store.apply(RemoteDelete(public_id=None, row_id=5, committed_at=ms(3)))
+    count = len(seen)
+    store.apply(RemoteDelete(public_id=None, row_id=5, committed_at=ms(3)))
+    store.apply(RemoteDelete("dog", row_id=6, committed_at=ms(4)))
+    store.apply(RemoteDelete("dog", row_id=6, committed_at=ms(4)))
+    assert store.public_ids() == set()
+    assert len(seen) == count + 1  # the second copies told nobody anything
+
+
+def test_an_older_duplicate_delete_does_not_move_the_tombstone_back(store: MediaStore) -> None:
+    store.remote_delete("cat", committed_at=ms(10))
+    store.remote_delete("cat", committed_at=ms(2))  # a late copy of an earlier delete
+    store.remote_upsert(dated("cat", 5))  # written before the newer delete
+    assert store.public_ids() == set()
+
+
+def test_public_id_delete_before_its_insert_never_shows(store: MediaStore) -> None:
+    store.apply(RemoteDelete("cat", row_id=5, committed_at=ms(3)))
+    store.apply(RemoteUpsert(dated("cat", 2.5, row_id=5)))
+    assert store.public_ids() == set()
+    store.apply(RemoteUpsert(dated("cat", 4.2, row_id=6)))  # uploaded again, later
+    assert set(store.assets) == {"cat"}
+
+
+def test_a_delete_with_public_id_leaves_the_row_alive(store: MediaStore) -> None:
+    # The local feed logs a rename as delete(old name, row id), then upsert(new name, row id).
+    store.remote_upsert(dated("old", 1, row_id=5))
+    store.apply(RemoteDelete("old", row_id=5, committed_at=ms(2)))
+    store.apply(RemoteUpsert(dated("new", 2.5, row_id=5)))
+    assert set(store.assets) == {"new"}
+
+
+def test_rename_with_its_delete_lost(store: MediaStore) -> None:
+    # Supabase sends a rename as one UPDATE; the local feed's delete(old name) may be lost.
+    store.remote_upsert(dated("old", 1, row_id=5))
+    store.remote_upsert(dated("new", 2, row_id=5))
+    assert set(store.assets) == {"new"}
+    store.remote_upsert(dated("old", 1.5, row_id=5))  # a late update from before the rename
+    assert set(store.assets) == {"new"}
+
+
+@pytest.mark.parametrize("delete_first", [True, False])
+def test_rename_with_its_delete_late(store: MediaStore, delete_first: bool) -> None:
+    store.remote_upsert(dated("old", 1, row_id=5))
+    rename = [
+        RemoteDelete("old", row_id=5, committed_at=ms(2)),
+        RemoteUpsert(dated("new", 2.3, row_id=5)),
+    ]
+    for event in rename if delete_first else rename[::-1]:
+        store.apply(event)
+    store.remote_upsert(dated("old", 1, row_id=5))  # a duplicate from before
+    assert set(store.assets) == {"new"}
+    assert store.assets["new"].row_id == 5
+
+
+def test_rename_first_heard_of_through_a_later_update(store: MediaStore) -> None:
+    store.remote_upsert(dated("old", 1, row_id=5))
+    # old -> new at 2 ms (lost), "old" uploaded again at 3.5 ms, "new" edited at 9 ms.
+    store.remote_upsert(dated("new", 9, row_id=5))
+    assert set(store.assets) == {"new"}
+    store.remote_upsert(dated("old", 3.5, row_id=6))  # not ended by the rename's news
+    assert set(store.assets) == {"new", "old"}
+    store.remote_upsert(dated("old", 0.5, row_id=4))  # an older incarnation: stale
+    assert store.assets["old"].row_id == 6
+
+
+def test_rename_then_delete_arriving_in_reverse(store: MediaStore) -> None:
+    store.remote_upsert(dated("old", 1, row_id=5))
+    store.apply(RemoteDelete("new", row_id=5, committed_at=ms(3)))  # new deleted at 3 ms
+    store.apply(RemoteUpsert(dated("new", 2, row_id=5)))  # old -> new at 2 ms, late
+    assert store.public_ids() == set()
+
+
+def test_row_id_delete_of_a_renamed_row_spares_the_name_taken_again(store: MediaStore) -> None:
+    store.remote_upsert(dated("b", 0.001, row_id=1))
+    # b -> c at 0.003 ms (not heard of yet), a -> b at 1.001 ms, c deleted at 1.002 ms.
+    store.apply(RemoteDelete(public_id=None, row_id=1, committed_at=ms(1)))
+    store.apply(RemoteUpsert(dated("b", 1.001, row_id=2)))
+    assert set(store.assets) == {"b"} and store.assets["b"].row_id == 2
+
+
+@pytest.mark.parametrize("delete_first", [True, False])
+@pytest.mark.parametrize(("updated_ms", "survives"), [(3.7, False), (4.0, False), (4.001, True)])
+def test_same_millisecond_delete_and_upsert_agree_in_both_orders(
+    store: MediaStore, delete_first: bool, updated_ms: float, survives: bool
+) -> None:
+    # The delete's commit timestamp says 3 ms; it may have committed at any moment of it.
+    events = [
+        RemoteDelete("cat", row_id=5, committed_at=ms(3)),
+        RemoteUpsert(dated("cat", updated_ms, row_id=6)),
+    ]
+    for event in events if delete_first else events[::-1]:
+        store.apply(event)
+    assert ("cat" in store.assets) is survives
+
+
+def test_resync_remembers_what_the_snapshot_lacked(store: MediaStore) -> None:
+    store.remote_upsert(dated("cat", 1, row_id=5))
+    # cat was updated at 2 ms and deleted at 3 ms; the delete was lost, the update is late.
+    store.resynced([], taken_at=ms(4))
+    assert store.public_ids() == set()
+    store.remote_upsert(dated("cat", 2, row_id=5))
+    assert store.public_ids() == set()
+    store.remote_upsert(dated("cat", 5, row_id=6))  # written after the snapshot
+    assert store.public_ids() == {"cat"}
+
+
+def test_our_delete_does_not_remove_a_later_re_upload(store: MediaStore) -> None:
+    store.remote_upsert(dated("cat", 1, row_id=5))
+    store.delete_requested("cat")
+    store.remote_upsert(dated("cat", 6, row_id=6))  # re-uploaded after our delete committed
+    store.delete_succeeded("cat", committed_at=ms(3))
+    assert store.assets["cat"].row_id == 6
+
+
+def test_our_delete_removes_a_version_shown_meanwhile(store: MediaStore) -> None:
+    store.upload_queued(job("j1", "cat"))
+    store.delete_requested("cat")  # nothing confirmed to hide yet
+    store.remote_upsert(dated("cat", 1, row_id=5))  # the upload's row arrives
+    store.delete_succeeded("cat", committed_at=ms(3))
+    assert "cat" not in store.assets
+
+
+def test_row_tombstones_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from media_tui import store as store_module
+
+    monkeypatch.setattr(store_module, "ROW_MEMORY", 3)
+    store = MediaStore()
+    for row_id in range(1, 6):
+        store.remote_delete(None, row_id=row_id, committed_at=ms(row_id))
+    store.remote_upsert(dated("newest-dead", 0.5, row_id=5))
+    assert store.public_ids() == set()  # the newest are remembered
+    store.remote_upsert(dated("forgotten", 0.5, row_id=1))
+    assert store.public_ids() == {"forgotten"}  # the oldest was let go (a resync heals it)
