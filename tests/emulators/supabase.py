@@ -802,7 +802,9 @@ class SupabaseEmulator:
         self.table = Table(table, _column_types(columns))
         # media-tui's name claims (`media-tui schema`): public_id is the primary key there; the
         # emulator keeps its internal row id, which is never rendered (not a column).
-        self.claims = Table(f"{table}_claims", dict(CLAIM_COLUMNS), not_null=frozenset(CLAIM_COLUMNS))
+        self.claims = Table(
+            f"{table}_claims", dict(CLAIM_COLUMNS), not_null=frozenset(CLAIM_COLUMNS)
+        )
         self.tables = {self.table.name: self.table, self.claims.name: self.claims}
         # ref §4.5: UPDATE old_record is the full row only with REPLICA IDENTITY FULL; DELETE
         # old_record is always only the primary key because RLS is on (ref §7).
@@ -1266,7 +1268,11 @@ class SupabaseEmulator:
             raise PostgrestError("PGRST102", "Empty or invalid json", str(exc)) from exc
 
     def _select(
-        self, table: Table, request: HttpRequest, params: list[tuple[str, str]], prefer: dict[str, str]
+        self,
+        table: Table,
+        request: HttpRequest,
+        params: list[tuple[str, str]],
+        prefer: dict[str, str],
     ) -> HttpResponse:
         values = dict(params)
         select = parse_select(table, values.get("select"))
@@ -1352,8 +1358,7 @@ class SupabaseEmulator:
         try:
             for payload in rows:
                 stored, defaults = self._coerced(
-                    table,
-                    payload, columns, prefer.get("missing") == "default"
+                    table, payload, columns, prefer.get("missing") == "default"
                 )
                 existing = (
                     table.find_by(conflict_col, stored.get(conflict_col)) if conflict_col else None
@@ -1379,7 +1384,12 @@ class SupabaseEmulator:
         )
 
     def _write_response(
-        self, table: Table, status: int, prefer: Mapping[str, str], rows: list[Row], params: Mapping[str, str]
+        self,
+        table: Table,
+        status: int,
+        prefer: Mapping[str, str],
+        rows: list[Row],
+        params: Mapping[str, str],
     ) -> HttpResponse:
         counted = prefer.get("count") == "exact"
         headers = {"Content-Range": f"*/{len(rows) if counted else '*'}"}
@@ -1414,9 +1424,7 @@ class SupabaseEmulator:
         for change in changes:
             self._publish_from(table, change)
         return self._write_response(
-            table,
-            200,
-            prefer, [c.record for c in changes if c.record], dict(params)
+            table, 200, prefer, [c.record for c in changes if c.record], dict(params)
         )
 
     def _delete(
