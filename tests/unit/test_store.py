@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from media_tui.model import (
+    ChangeEvent,
     ConnectionChanged,
     ConnectionState,
     JobState,
@@ -30,8 +31,12 @@ def asset(
     public_id: str, updated: float = 0, row_id: int | None = None, **kw: object
 ) -> MediaAsset:
     return MediaAsset(
-        public_id=public_id, row_id=row_id, updated_at=at(updated), created_at=T0, **kw
-    )  # type: ignore[arg-type]
+        public_id=public_id,
+        row_id=row_id,
+        updated_at=at(updated),
+        created_at=T0,
+        **kw,  # type: ignore[arg-type]
+    )
 
 
 def job(job_id: str, public_id: str, size: int = 100) -> UploadJob:
@@ -350,7 +355,7 @@ def test_rename_with_its_delete_lost(store: MediaStore) -> None:
 @pytest.mark.parametrize("delete_first", [True, False])
 def test_rename_with_its_delete_late(store: MediaStore, delete_first: bool) -> None:
     store.remote_upsert(dated("old", 1, row_id=5))
-    rename = [
+    rename: list[ChangeEvent] = [
         RemoteDelete("old", row_id=5, committed_at=ms(2)),
         RemoteUpsert(dated("new", 2.3, row_id=5)),
     ]
@@ -393,7 +398,7 @@ def test_same_millisecond_delete_and_upsert_agree_in_both_orders(
     store: MediaStore, delete_first: bool, updated_ms: float, survives: bool
 ) -> None:
     # The delete's commit timestamp says 3 ms; it may have committed at any moment of it.
-    events = [
+    events: list[ChangeEvent] = [
         RemoteDelete("cat", row_id=5, committed_at=ms(3)),
         RemoteUpsert(dated("cat", updated_ms, row_id=6)),
     ]

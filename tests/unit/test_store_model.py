@@ -287,7 +287,7 @@ class StoreFedByAFlakyFeed(RuleBasedStateMachine):
 
 
 StoreFedByAFlakyFeed.TestCase.settings = settings(
-    max_examples=250, stateful_step_count=40, deadline=None, database=None
+    max_examples=600, stateful_step_count=50, deadline=None, database=None
 )
 TestStoreFedByAFlakyFeed = StoreFedByAFlakyFeed.TestCase
 
@@ -300,7 +300,7 @@ operations = st.lists(
 )
 
 
-@settings(max_examples=200, deadline=None, database=None)
+@settings(max_examples=500, deadline=None, database=None)
 @given(
     history=operations,
     rls=st.booleans(),
